@@ -1,0 +1,574 @@
+"""The ``fastcelery`` command line: a thin Typer layer over the core modules.
+
+Start-up must stay fast (``fastcelery --help``): this module imports Typer,
+PyYAML and fastcelery's light modules only. Copier, Jinja and anything heavy are
+imported inside the commands that use them.
+
+The options of ``fastcelery new`` (and ``update``) are built at run time from
+``copier.yml``: each question becomes ``--<name-with-dashes>`` (``type: bool``
+questions become ``--x/--no-x``), with the help, choices and default of
+``copier.yml``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from fastcelery import __version__
+from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.paths import TemplateNotFoundError, template_root
+from fastcelery.questions import (
+    COPIER_YML,
+    Question,
+    QuestionError,
+    TemplateConfig,
+    check_choice,
+    format_value,
+    load_config,
+    parse_value,
+)
+
+PROG = "fastcelery"
+
+#: Values deliberately not offered, with the reason shown to the user. Keep it small.
+REFUSED_VALUES: dict[str, dict[str, str]] = {
+    "result_backend": {
+        "rpc": (
+            "the rpc backend's results can be read only once and only by the process that "
+            "sent the task, so no GET /tasks/{id} status endpoint can work on it"
+        ),
+    },
+}
+
+#: The question answered by the NAME argument of ``fastcelery new``.
+NAME_QUESTION = "project_name"
+#: Options of our own; a copier.yml question may not take these flags.
+OWN_FLAGS = frozenset(
+    {
+        "--output",
+        "--data",
+        "--defaults",
+        "--force",
+        "--git",
+        "--no-git",
+        "--template",
+        "--vcs-ref",
+        "--pretend",
+        "--help",
+        "--version",
+        "--json",
+    }
+)
+_PARAM_PREFIX = "q__"
+
+
+class CommandError(Exception):
+    """Internal: carries the exit code of an error already reported."""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ONE line on stderr and exit with ``code``."""
+    one_line = " ".join(message.split())
+    typer.echo(f"{PROG}: error: {one_line}", err=True)
+    raise typer.Exit(code)
+
+
+def _run_reporting_errors(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except (UsageError, QuestionError) as exc:
+        fail(str(exc), 2)
+    except FastceleryError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo(f"{PROG}: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+# --------------------------------------------------------------------------- questions → flags
+
+
+def load_template_config() -> TemplateConfig:
+    return load_config(template_root() / COPIER_YML)
+
+
+def flag_questions(config: TemplateConfig) -> list[Question]:
+    """The questions that get their own flag (all but NAME's, unless a flag would clash)."""
+    result = []
+    for question in config.questions:
+        if question.name == NAME_QUESTION:
+            continue
+        flags = (
+            {question.flag, "--no-" + question.flag[2:]} if question.is_bool else {question.flag}
+        )
+        if flags & OWN_FLAGS:
+            continue
+        result.append(question)
+    return result
+
+
+def option_help(question: Question) -> str:
+    parts = [question.help or question.name.replace("_", " ")]
+    if question.choices is not None:
+        parts.append(f"[choices: {', '.join(question.choice_strings or ())}]")
+    if question.has_default:
+        parts.append(f"[default: {question.describe_default()}]")
+    return " ".join(parts)
+
+
+def question_parameter(question: Question) -> inspect.Parameter:
+    """A Typer option for one question; ``None`` means "not given on the command line"."""
+    if question.is_bool:
+        decl = f"{question.flag}/--no-{question.flag[2:]}"
+        option = typer.Option(None, decl, help=option_help(question), show_default=False)
+        annotation: Any = bool | None
+    else:
+        metavar = "|".join(question.choice_strings) if question.choice_strings else "TEXT"
+        option = typer.Option(
+            None,
+            question.flag,
+            help=option_help(question),
+            show_default=False,
+            metavar=metavar if question.type == "str" else question.type.upper(),
+        )
+        annotation = str | None
+    return inspect.Parameter(
+        _PARAM_PREFIX + question.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=option,
+        annotation=annotation,
+    )
+
+
+def _with_signature(
+    func: Callable[..., None],
+    fixed: Sequence[inspect.Parameter],
+    extra: Sequence[inspect.Parameter],
+) -> Callable[..., None]:
+    func.__signature__ = inspect.Signature([*fixed, *extra])  # type: ignore[attr-defined]
+    func.__annotations__ = {}
+    return func
+
+
+def _flag_values(config: TemplateConfig, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for question in flag_questions(config):
+        value = kwargs.get(_PARAM_PREFIX + question.name)
+        if value is not None:
+            values[question.name] = value
+    return values
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def check_refused(question: Question, raw: str, via: str) -> None:
+    reason = REFUSED_VALUES.get(question.name, {}).get(raw)
+    if reason:
+        choices = ", ".join(question.choice_strings or ())
+        tail = f"; choose one of {choices}" if choices else ""
+        raise UsageError(f"{via} {raw!r} is not offered: {reason}{tail}")
+
+
+def _answer(question: Question, raw: Any, via: str) -> Any:
+    if isinstance(raw, bool):
+        return raw
+    check_refused(question, str(raw), via)
+    value = parse_value(question, str(raw))
+    check_choice(question, value)
+    return value
+
+
+def collect_answers(
+    config: TemplateConfig,
+    flag_values: Mapping[str, Any],
+    data: Sequence[str],
+    fixed: Mapping[str, Any] | None = None,
+    fixed_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Answers from NAME/flags/``--data``: typed, choice-checked, refused values explained.
+
+    Raises :class:`UsageError` for malformed or unknown ``--data`` and for a key given twice.
+    """
+    answers: dict[str, Any] = dict(fixed or {})
+    source: dict[str, str] = dict(fixed_labels or {})
+    for name, raw in flag_values.items():
+        question = config.question(name)
+        answers[name] = _answer(question, raw, question.flag)
+        source[name] = question.flag
+    for item in data:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise UsageError(f"malformed --data {item!r}: expected KEY=VALUE")
+        if key not in config.names:
+            raise UsageError(f"unknown --data key {key!r}: choose one of {', '.join(config.names)}")
+        if key in answers:
+            raise UsageError(f"--data {key}=... conflicts with {source[key]}: give it once")
+        question = config.question(key)
+        try:
+            answers[key] = _answer(question, raw, f"--data {key}=")
+        except QuestionError as exc:
+            raise UsageError(
+                str(exc).replace(f"invalid {question.flag} ", f"invalid --data {key}=", 1)
+            ) from exc
+        source[key] = f"--data {key}=..."
+    return answers
+
+
+def validate_answers(
+    config: TemplateConfig,
+    given: Mapping[str, Any],
+    *,
+    interactive: bool,
+    labels: Mapping[str, str] | None = None,
+    extra_context: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run copier.yml's validators; returns the given answers completed with defaults.
+
+    Without prompts every question's validator runs on the complete answers
+    (given + defaults); with prompts only the given ones are checked now and
+    Copier checks what the user types.
+    """
+    from fastcelery import validation  # noqa: PLC0415 - lazy: keeps --help fast
+
+    complete = validation.complete_answers(config, given, extra_context or {})
+    check = config.names if not interactive else tuple(given)
+    try:
+        validation.validate(config, complete, check, extra_context)
+    except QuestionError as exc:
+        message = str(exc)
+        for name, label in (labels or {}).items():
+            message = message.replace(
+                f"invalid {config.question(name).flag} ", f"invalid {label} ", 1
+            )
+        raise UsageError(message) from exc
+    return complete
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+
+
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show the version and exit.",
+        callback=_version_callback,
+        is_eager=True,
+    ),
+) -> None:
+    """Generate FastAPI + Celery services from fastcelery's Copier template."""
+
+
+def _common_parameters() -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter(
+            "data",
+            kw,
+            default=typer.Option(
+                None,
+                "--data",
+                "-d",
+                metavar="KEY=VALUE",
+                help="Answer any copier.yml question (repeatable); value parsed by the "
+                "question's type.",
+            ),
+            annotation=list[str] | None,
+        ),
+        inspect.Parameter(
+            "defaults",
+            kw,
+            default=typer.Option(
+                False,
+                "--defaults",
+                help="Never prompt: unanswered questions take their defaults (automatic when "
+                "stdin is not a terminal).",
+            ),
+            annotation=bool,
+        ),
+        inspect.Parameter(
+            "template",
+            kw,
+            default=typer.Option(
+                None,
+                "--template",
+                metavar="PATH_OR_URL",
+                help="Render from this Copier template (git URL or path) instead of the "
+                "bundled one.",
+            ),
+            annotation=str | None,
+        ),
+        inspect.Parameter(
+            "vcs_ref",
+            kw,
+            default=typer.Option(
+                None,
+                "--vcs-ref",
+                metavar="REF",
+                help="Git tag/commit of --template to use (default: the installed version's tag).",
+            ),
+            annotation=str | None,
+        ),
+    ]
+
+
+def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    name_help = "Project name; the project is created in OUTPUT/NAME."
+    if config is not None and NAME_QUESTION in config.names:
+        name_help = f"{config.question(NAME_QUESTION).help}. Created in OUTPUT/NAME."
+    return [
+        inspect.Parameter(
+            "name",
+            kw,
+            default=typer.Argument(..., metavar="NAME", help=name_help, show_default=False),
+            annotation=str,
+        ),
+        inspect.Parameter(
+            "output",
+            kw,
+            default=typer.Option(
+                None,
+                "--output",
+                "-o",
+                metavar="DIR",
+                help="Directory in which NAME is created [default: current directory].",
+            ),
+            annotation=Path | None,
+        ),
+        inspect.Parameter(
+            "force",
+            kw,
+            default=typer.Option(
+                False,
+                "--force",
+                help="Render into a non-empty directory; files that differ are reported.",
+            ),
+            annotation=bool,
+        ),
+        inspect.Parameter(
+            "git",
+            kw,
+            default=typer.Option(
+                True,
+                "--git/--no-git",
+                show_default=False,
+                help="git init and commit the new project [default: --git].",
+            ),
+            annotation=bool,
+        ),
+        *_common_parameters(),
+    ]
+
+
+def _interactive(defaults: bool) -> bool:
+    return not defaults and sys.stdin.isatty()
+
+
+def new_command(config: TemplateConfig | None) -> Callable[..., None]:
+    def new(**kwargs: Any) -> None:
+        """Render a new FastAPI + Celery service into OUTPUT/NAME."""
+        _run_reporting_errors(lambda: _new(kwargs))
+
+    extra = [question_parameter(q) for q in flag_questions(config)] if config else []
+    return _with_signature(new, _new_parameters(config), extra)
+
+
+def _new(kwargs: Mapping[str, Any]) -> None:
+    config = load_template_config()
+    name: str = kwargs["name"]
+    output: Path = kwargs["output"] or Path.cwd()
+    interactive = _interactive(kwargs["defaults"])
+    given = collect_answers(
+        config,
+        _flag_values(config, kwargs),
+        kwargs["data"] or (),
+        fixed={NAME_QUESTION: name},
+        fixed_labels={NAME_QUESTION: "NAME"},
+    )
+    validate_answers(
+        config,
+        given,
+        interactive=interactive,
+        labels={NAME_QUESTION: "project name"},
+        extra_context={"_folder_name": name},
+    )
+
+    from fastcelery import render  # noqa: PLC0415 - lazy: keeps --help fast
+
+    request = render.NewRequest(
+        name=name,
+        output=output,
+        answers=given,
+        interactive=interactive,
+        force=kwargs["force"],
+        git=kwargs["git"],
+        template=kwargs["template"],
+        vcs_ref=kwargs["vcs_ref"],
+    )
+    render.check_prerequisites(request)
+    render.check_destination(request)
+    render.print_warnings(request)
+    request.warnings.clear()
+    result = render.render_new(request)
+    render.print_warnings(request)
+    if result.git_note:
+        typer.echo(f"{PROG}: note: {result.git_note}", err=True)
+    typer.echo("")
+    typer.echo(render.next_steps(result))
+
+
+def options(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """List every template question: flag, type, choices, default and help (from copier.yml)."""
+
+    def work() -> None:
+        config = load_template_config()
+        rows = describe_questions(config)
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            typer.echo(f"{row['name']}  {row['flag']}  ({row['type']})")
+            if row["help"]:
+                typer.echo(f"    {row['help']}")
+            facts = []
+            if row["choices"] is not None:
+                facts.append("choices: " + ", ".join(format_value(c) for c in row["choices"]))
+            facts.append(
+                "default: " + (format_value(row["default"]) if row["has_default"] else "(required)")
+            )
+            typer.echo("    " + "; ".join(facts))
+            for value, reason in row["refused"].items():
+                typer.echo(f"    not offered: {value}: {reason}")
+        typer.echo("")
+        typer.echo("Any question can also be answered with --data NAME=VALUE.")
+
+    _run_reporting_errors(work)
+
+
+def describe_questions(config: TemplateConfig) -> list[dict[str, Any]]:
+    flags = {q.name for q in flag_questions(config)}
+    rows = []
+    for q in config.questions:
+        if q.name == NAME_QUESTION:
+            flag = "NAME"
+        elif q.name in flags:
+            flag = f"{q.flag}/--no-{q.flag[2:]}" if q.is_bool else q.flag
+        else:
+            flag = f"--data {q.name}=VALUE"
+        rows.append(
+            {
+                "name": q.name,
+                "flag": flag,
+                "type": q.type,
+                "choices": list(q.choices) if q.choices is not None else None,
+                "default": q.default,
+                "has_default": q.has_default,
+                "help": q.help,
+                "refused": dict(REFUSED_VALUES.get(q.name, {})),
+            }
+        )
+    return rows
+
+
+def build_app(config: TemplateConfig | None) -> typer.Typer:
+    app = typer.Typer(
+        name=PROG,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    app.command("new", no_args_is_help=True)(new_command(config))
+    app.command("options")(options)
+    return app
+
+
+def _config_or_none() -> TemplateConfig | None:
+    try:
+        return load_template_config()
+    except (TemplateNotFoundError, OSError, ValueError):
+        return None
+
+
+#: Commands whose options come from copier.yml; other invocations never read it.
+QUESTION_COMMANDS = frozenset({"new", "update"})
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def app_for(argv: Sequence[str]) -> typer.Typer:
+    """The Typer app for this command line: copier.yml is read only when the command needs it."""
+    needs = _command_of(argv) in QUESTION_COMMANDS
+    return build_app(_config_or_none() if needs else None)
+
+
+def __getattr__(name: str) -> Any:
+    # ``fastcelery.cli.app`` (for typer.testing.CliRunner) is the full app, built on first use.
+    if name == "app":
+        built = build_app(_config_or_none())
+        globals()["app"] = built
+        return built
+    raise AttributeError(name)
+
+
+def _click_error(exc: BaseException) -> tuple[str, int] | None:
+    """Duck-type Click's exceptions (Typer vendors Click; avoid importing its private module)."""
+    if type(exc).__name__ == "Abort":
+        return "aborted", 130
+    format_message = getattr(exc, "format_message", None)
+    exit_code = getattr(exc, "exit_code", None)
+    if callable(format_message) and isinstance(exit_code, int):
+        message = str(format_message())
+        ctx = getattr(exc, "ctx", None)
+        command = getattr(ctx, "command_path", None) if ctx is not None else None
+        if command and command != PROG:
+            message = f"{command.removeprefix(PROG + ' ')}: {message}"
+        return message, exit_code
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: errors are ONE line on stderr; usage errors exit with 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app_for(args)(args=args, prog_name=PROG, standalone_mode=False)
+    except Exception as exc:
+        found = _click_error(exc)
+        if found is None:
+            raise
+        message, code = found
+        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(code)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
