@@ -1,0 +1,69 @@
+"""Every option combination renders into a project that lints, type-checks and passes its tests."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import run, uv_bin
+
+from .matrix import combination_id, combinations, rejected_combinations
+
+LEFTOVER_JINJA = re.compile(r"\{\{|\}\}|\{%|%\}")
+COMBINATIONS = combinations()
+
+
+def rendered_files(project: Path) -> list[Path]:
+    skip = {".venv", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+    return [
+        path
+        for path in project.rglob("*")
+        if path.is_file() and not skip.intersection(path.relative_to(project).parts)
+    ]
+
+
+def test_matrix_covers_every_choice() -> None:
+    from .matrix import questions, values_of
+
+    for name, spec in questions().items():
+        for value in values_of(spec):
+            assert any(c.get(name) == value for c in COMBINATIONS), (name, value)
+
+
+@pytest.mark.parametrize("answers", rejected_combinations(), ids=combination_id)
+def test_invalid_combinations_are_rejected(copie: Any, answers: dict[str, Any]) -> None:
+    result = copie.copy(extra_answers=answers)
+    assert result.exit_code != 0
+    assert "Validation error" in str(result.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_rendered_project_lints_typechecks_and_passes_its_tests(
+    copie: Any, answers: dict[str, Any]
+) -> None:
+    result = copie.copy(extra_answers={"project_name": "matrix-svc", **answers})
+    assert result.exit_code == 0, result.exception
+    project: Path = result.project_dir
+
+    for path in rendered_files(project):
+        text = path.read_text(errors="replace")
+        leftover = LEFTOVER_JINJA.search(text)
+        # GitHub Actions expressions use ${{ }} legitimately.
+        if leftover and "${{" not in text:
+            pytest.fail(f"unrendered Jinja in {path.relative_to(project)}: {leftover.group(0)}")
+
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for name, value in answers.items():
+        assert recorded[name] == value
+
+    uv = uv_bin()
+    run([uv, "sync", "--quiet"], cwd=project)
+    run([uv, "run", "ruff", "check", "."], cwd=project)
+    run([uv, "run", "ruff", "format", "--check", "."], cwd=project)
+    run([uv, "run", "mypy"], cwd=project)
+    tests = run([uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+    assert re.search(r"\d+ passed", tests.stdout), tests.stdout[-2000:]
+    assert "failed" not in tests.stdout.splitlines()[-1]
