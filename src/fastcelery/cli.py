@@ -177,7 +177,8 @@ def check_refused(question: Question, raw: str, via: str) -> None:
     if reason:
         choices = ", ".join(question.choice_strings or ())
         tail = f"; choose one of {choices}" if choices else ""
-        raise UsageError(f"{via} {raw!r} is not offered: {reason}{tail}")
+        shown = f"{via}{raw!r}" if via.endswith("=") else f"{via} {raw!r}"
+        raise UsageError(f"{shown} is not offered: {reason}{tail}")
 
 
 def _answer(question: Question, raw: Any, via: str) -> Any:

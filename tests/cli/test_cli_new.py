@@ -1,0 +1,132 @@
+"""``fastcelery new``: flags, --data, --defaults, answers file, git, next steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fastcelery import cli
+from fastcelery.questions import TemplateConfig
+from fastcelery.validation import complete_answers
+
+from .clihelpers import git_out, tree
+
+
+def answers_of(project: Path) -> dict[str, Any]:
+    data = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def config() -> TemplateConfig:
+    return cli.load_template_config()
+
+
+def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli.app,
+        [
+            "new", "order-service", "--output", str(tmp_path),
+            "--broker", "rabbitmq", "--pydantic", "--database", "sqlite",
+            "--result-backend", "none", "--python-version", "3.13",
+            "--data", "package_name=orders", "-d", "description=Takes orders.",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    project = tmp_path / "order-service"
+    answers = answers_of(project)
+    assert answers["project_name"] == "order-service"
+    assert answers["broker"] == "rabbitmq"
+    assert answers["pydantic"] is True
+    assert answers["database"] == "sqlite"
+    assert answers["result_backend"] == "none"
+    assert answers["python_version"] == "3.13"
+    assert answers["package_name"] == "orders"
+    assert answers["description"] == "Takes orders."
+    # A source and a version that `copier update` can use later.
+    assert answers["_commit"].startswith("v")
+    assert Path(answers["_src_path"]).is_dir()
+    assert (project / "pyproject.toml").is_file()
+    # Next steps name the package from the answers.
+    assert "cd " in result.stdout
+    assert "uv sync" in result.stdout
+    assert "uv run alembic upgrade head" in result.stdout
+    assert "uv run uvicorn orders.main:app --reload" in result.stdout
+    assert "uv run celery -A orders.core.celery worker --loglevel=info" in result.stdout
+    assert "uv run pytest" in result.stdout
+
+
+def test_defaults_without_prompt(runner: CliRunner, tmp_path: Path, config: TemplateConfig) -> None:
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--defaults"])
+    assert result.exit_code == 0, result.output
+    answers = answers_of(tmp_path / "svc")
+    expected = complete_answers(config, {"project_name": "svc"}, {})
+    for name, value in expected.items():
+        assert answers[name] == value, name
+
+
+def test_git_init_and_first_commit_with_fallback_identity(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    project = tmp_path / "svc"
+    assert git_out(project, "rev-list", "--count", "HEAD") == "1"
+    assert git_out(project, "status", "--porcelain") == ""  # everything committed
+    assert (
+        git_out(project, "log", "-1", "--format=%an <%ae>") == "fastcelery <fastcelery@localhost>"
+    )
+    assert ".copier-answers.yml" in git_out(project, "ls-files").split()
+
+
+def test_no_git(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--no-git"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "svc" / ".git").exists()
+    assert (tmp_path / "svc" / ".copier-answers.yml").is_file()
+
+
+def test_output_defaults_to_cwd(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli.app, ["new", "here", "--no-git"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "here" / "README.md").is_file() or (
+        tmp_path / "here" / "pyproject.toml"
+    ).is_file()
+    assert "cd here" in result.stdout
+
+
+def test_force_into_non_empty_directory_reports_differences(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    target = tmp_path / "svc"
+    target.mkdir()
+    (target / "pyproject.toml").write_text("# mine\n")
+    (target / "NOTES.txt").write_text("keep me\n")
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--force", "--no-git"])
+    assert result.exit_code == 0, result.output
+    # Copier reports the file it replaced; the user's unrelated file is untouched.
+    assert "overwrite" in result.output
+    assert "pyproject.toml" in result.output
+    assert (target / "NOTES.txt").read_text() == "keep me\n"
+    assert (target / ".copier-answers.yml").is_file()
+
+
+def test_template_cache_is_a_tagged_git_repo(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path / "out"), "--no-git"])
+    assert result.exit_code == 0, result.output
+    answers = answers_of(tmp_path / "out" / "svc")
+    cache = Path(answers["_src_path"])
+    assert answers["_commit"] in git_out(cache, "tag").split()
+    # Rendering again with the same template content reuses the same tag.
+    again = runner.invoke(cli.app, ["new", "svc2", "-o", str(tmp_path / "out"), "--no-git"])
+    assert again.exit_code == 0, again.output
+    assert answers_of(tmp_path / "out" / "svc2")["_commit"] == answers["_commit"]
+    assert tree(tmp_path / "out")  # both rendered
