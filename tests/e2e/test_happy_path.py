@@ -1,0 +1,58 @@
+"""The default project, rendered and run for real: uvicorn + a Celery worker on the machine's
+Redis and PostgreSQL. An order goes in; the task reaches SUCCESS; the order row is processed."""
+
+import uuid
+
+import httpx
+import pytest
+
+from .conftest import RenderFn, SharedStackFn
+from .harness import STARTUP_LIMIT, order_rows, wait_until
+
+pytestmark = pytest.mark.services
+
+
+def test_default_project_processes_an_order_with_real_api_and_worker(
+    render: RenderFn, shared_stack: SharedStackFn
+) -> None:
+    project = render()  # every default: redis broker, redis results, postgresql, no pydantic
+    stack = shared_stack(project)
+    api = stack.start_api()
+
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        response = client.post("/orders", json={"product_id": "sku-1", "quantity": 3})
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert body["success"] is True
+        order_id, task_id = body["data"]["order_id"], body["data"]["task_id"]
+        assert body["data"]["status"] == "queued"
+
+        # No worker yet: an issued id is PENDING, an id never issued is 404.
+        assert client.get(f"/tasks/{task_id}").json() == {"task_id": task_id, "status": "PENDING"}
+        unknown = client.get(f"/tasks/{uuid.uuid4()}")
+        assert unknown.status_code == 404
+        assert unknown.json() == {"detail": "unknown task id"}
+
+        stack.start_worker()
+        final = wait_until(
+            lambda: client.get(f"/tasks/{task_id}").json()["status"],
+            lambda status: status in {"SUCCESS", "FAILURE"},
+            limit=STARTUP_LIMIT,
+            what="the task to finish",
+            diagnostics=stack.diagnostics,
+        )
+        assert final == "SUCCESS", stack.diagnostics()
+
+        row = order_rows(stack.database_url)[order_id]
+        assert row["status"] == "processed"
+        assert row["processed_at"] is not None
+        assert str(row["task_id"]) == task_id
+        read = client.get(f"/orders/{order_id}").json()["data"]
+        assert read["status"] == "processed"
+
+        detail = client.get(
+            f"/tasks/{task_id}/detail", headers={"X-Internal-Token": "e2e-internal-token"}
+        )
+        assert detail.status_code == 200
+        assert detail.json()["result"]["status"] == "processed"
+    assert stack.processing_counts() == {order_id: 1}
