@@ -102,11 +102,11 @@ def load_template_config() -> TemplateConfig:
     return load_config(template_root() / COPIER_YML)
 
 
-def flag_questions(config: TemplateConfig) -> list[Question]:
+def flag_questions(config: TemplateConfig, *, with_name: bool = False) -> list[Question]:
     """The questions that get their own flag (all but NAME's, unless a flag would clash)."""
     result = []
     for question in config.questions:
-        if question.name == NAME_QUESTION:
+        if question.name == NAME_QUESTION and not with_name:
             continue
         flags = (
             {question.flag, "--no-" + question.flag[2:]} if question.is_bool else {question.flag}
@@ -117,27 +117,31 @@ def flag_questions(config: TemplateConfig) -> list[Question]:
     return result
 
 
-def option_help(question: Question) -> str:
+def option_help(question: Question, *, for_update: bool = False) -> str:
     parts = [question.help or question.name.replace("_", " ")]
     if question.choices is not None:
         parts.append(f"[choices: {', '.join(question.choice_strings or ())}]")
-    if question.has_default:
+    if for_update:
+        parts.append("[default: the recorded answer]")
+    elif question.has_default:
         parts.append(f"[default: {question.describe_default()}]")
     return " ".join(parts)
 
 
-def question_parameter(question: Question) -> inspect.Parameter:
+def question_parameter(question: Question, *, for_update: bool = False) -> inspect.Parameter:
     """A Typer option for one question; ``None`` means "not given on the command line"."""
     if question.is_bool:
         decl = f"{question.flag}/--no-{question.flag[2:]}"
-        option = typer.Option(None, decl, help=option_help(question), show_default=False)
+        option = typer.Option(
+            None, decl, help=option_help(question, for_update=for_update), show_default=False
+        )
         annotation: Any = bool | None
     else:
         metavar = "|".join(question.choice_strings) if question.choice_strings else "TEXT"
         option = typer.Option(
             None,
             question.flag,
-            help=option_help(question),
+            help=option_help(question, for_update=for_update),
             show_default=False,
             metavar=metavar if question.type == "str" else question.type.upper(),
         )
@@ -160,9 +164,11 @@ def _with_signature(
     return func
 
 
-def _flag_values(config: TemplateConfig, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def _flag_values(
+    config: TemplateConfig, kwargs: Mapping[str, Any], *, with_name: bool = False
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for question in flag_questions(config):
+    for question in flag_questions(config, with_name=with_name):
         value = kwargs.get(_PARAM_PREFIX + question.name)
         if value is not None:
             values[question.name] = value
@@ -194,8 +200,10 @@ def collect_answers(
     config: TemplateConfig,
     flag_values: Mapping[str, Any],
     data: Sequence[str],
+    *,
     fixed: Mapping[str, Any] | None = None,
     fixed_labels: Mapping[str, str] | None = None,
+    allow_unknown: bool = False,
 ) -> dict[str, Any]:
     """Answers from NAME/flags/``--data``: typed, choice-checked, refused values explained.
 
@@ -204,6 +212,9 @@ def collect_answers(
     answers: dict[str, Any] = dict(fixed or {})
     source: dict[str, str] = dict(fixed_labels or {})
     for name, raw in flag_values.items():
+        if name not in config.names:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} is not a question of the chosen template")
         question = config.question(name)
         answers[name] = _answer(question, raw, question.flag)
         source[name] = question.flag
@@ -212,6 +223,12 @@ def collect_answers(
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise UsageError(f"malformed --data {item!r}: expected KEY=VALUE")
+        if key not in config.names and allow_unknown:
+            if key in answers:
+                raise UsageError(f"--data {key}=... given twice: give it once")
+            answers[key] = raw  # another template's question: Copier parses and checks it
+            source[key] = f"--data {key}=..."
+            continue
         if key not in config.names:
             raise UsageError(f"unknown --data key {key!r}: choose one of {', '.join(config.names)}")
         if key in answers:
@@ -305,6 +322,12 @@ def _common_parameters() -> list[inspect.Parameter]:
             ),
             annotation=bool,
         ),
+    ]
+
+
+def _template_parameters() -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [
         inspect.Parameter(
             "template",
             kw,
@@ -317,18 +340,16 @@ def _common_parameters() -> list[inspect.Parameter]:
             ),
             annotation=str | None,
         ),
-        inspect.Parameter(
-            "vcs_ref",
-            kw,
-            default=typer.Option(
-                None,
-                "--vcs-ref",
-                metavar="REF",
-                help="Git tag/commit of --template to use (default: the installed version's tag).",
-            ),
-            annotation=str | None,
-        ),
     ]
+
+
+def _vcs_ref_parameter(help_text: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        "vcs_ref",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(None, "--vcs-ref", metavar="REF", help=help_text),
+        annotation=str | None,
+    )
 
 
 def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
@@ -377,6 +398,10 @@ def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
             annotation=bool,
         ),
         *_common_parameters(),
+        *_template_parameters(),
+        _vcs_ref_parameter(
+            "Git tag/commit of the template to render (default: the installed version's tag)."
+        ),
     ]
 
 
@@ -394,24 +419,34 @@ def new_command(config: TemplateConfig | None) -> Callable[..., None]:
 
 
 def _new(kwargs: Mapping[str, Any]) -> None:
-    config = load_template_config()
+    bundled = load_template_config()
     name: str = kwargs["name"]
     output: Path = kwargs["output"] or Path.cwd()
     interactive = _interactive(kwargs["defaults"])
+    # With --template, answers are checked against that template's copier.yml when it is
+    # a local directory; for a URL, Copier checks them.
+    config: TemplateConfig | None = bundled
+    if kwargs["template"]:
+        local = Path(kwargs["template"]).expanduser()
+        config = (
+            load_config((local / COPIER_YML).resolve()) if (local / COPIER_YML).is_file() else None
+        )
     given = collect_answers(
-        config,
-        _flag_values(config, kwargs),
+        config or bundled,
+        _flag_values(bundled, kwargs),
         kwargs["data"] or (),
         fixed={NAME_QUESTION: name},
         fixed_labels={NAME_QUESTION: "NAME"},
+        allow_unknown=config is None,
     )
-    validate_answers(
-        config,
-        given,
-        interactive=interactive,
-        labels={NAME_QUESTION: "project name"},
-        extra_context={"_folder_name": name},
-    )
+    if config is not None:
+        validate_answers(
+            config,
+            given,
+            interactive=interactive,
+            labels={NAME_QUESTION: "project name"},
+            extra_context={"_folder_name": name},
+        )
 
     from fastcelery import render  # noqa: PLC0415 - lazy: keeps --help fast
 
@@ -435,6 +470,101 @@ def _new(kwargs: Mapping[str, Any]) -> None:
         typer.echo(f"{PROG}: note: {result.git_note}", err=True)
     typer.echo("")
     typer.echo(render.next_steps(result))
+
+
+def _update_parameters() -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter(
+            "path",
+            kw,
+            default=typer.Argument(
+                Path("."),
+                metavar="PATH",
+                help="The generated project [default: .].",
+                show_default=False,
+            ),
+            annotation=Path,
+        ),
+        inspect.Parameter(
+            "pretend",
+            kw,
+            default=typer.Option(False, "--pretend", help="Dry run: show, change nothing."),
+            annotation=bool,
+        ),
+        inspect.Parameter(
+            "conflict",
+            kw,
+            default=typer.Option(
+                "inline",
+                "--conflict",
+                metavar="inline|rej",
+                help="How conflicts are written: inline markers or .rej files [default: inline].",
+                show_default=False,
+            ),
+            annotation=str,
+        ),
+        *_common_parameters(),
+        _vcs_ref_parameter(
+            "Template version (git tag) to update to [default: the installed fastcelery's "
+            "version, or the newest tag of another recorded template source]."
+        ),
+    ]
+
+
+def update_command(config: TemplateConfig | None) -> Callable[..., None]:
+    def update(**kwargs: Any) -> None:
+        """Update a generated project to this fastcelery's template (Copier's three-way merge).
+
+        Refuses projects with uncommitted changes. Answers can be changed on the way
+        (e.g. --broker rabbitmq); the others keep their recorded values.
+        """
+        _run_reporting_errors(lambda: _update(kwargs))
+
+    extra = (
+        [question_parameter(q, for_update=True) for q in flag_questions(config, with_name=True)]
+        if config
+        else []
+    )
+    return _with_signature(update, _update_parameters(), extra)
+
+
+#: Exit code of an update that left conflicts to resolve.
+EXIT_CONFLICTS = 3
+
+
+def _update(kwargs: Mapping[str, Any]) -> None:
+    from fastcelery import update  # noqa: PLC0415 - lazy: keeps --help fast
+
+    config = load_template_config()
+    path: Path = kwargs["path"].absolute()
+    conflict = kwargs["conflict"]
+    if conflict not in ("inline", "rej"):
+        raise UsageError(f"invalid --conflict {conflict!r}: choose one of inline, rej")
+    interactive = _interactive(kwargs["defaults"])
+    project = update.load_project(path)
+    ours = update.uses_cache(project)
+    given = collect_answers(
+        config,
+        _flag_values(config, kwargs, with_name=True),
+        kwargs["data"] or (),
+        allow_unknown=not ours,
+    )
+    if ours:
+        known = {k: v for k, v in project.user_answers.items() if k in config.names}
+        validate_answers(config, {**known, **given}, interactive=interactive)
+    request = update.UpdateRequest(
+        path=path,
+        answers=given,
+        interactive=interactive,
+        pretend=kwargs["pretend"],
+        vcs_ref=kwargs["vcs_ref"],
+        conflict=conflict,
+    )
+    result = update.run_update(request)
+    typer.echo(update.report(result, path))
+    if result.conflicts:
+        raise typer.Exit(EXIT_CONFLICTS)
 
 
 def options(
@@ -503,6 +633,7 @@ def build_app(config: TemplateConfig | None) -> typer.Typer:
     )
     app.callback()(_root)
     app.command("new", no_args_is_help=True)(new_command(config))
+    app.command("update")(update_command(config))
     app.command("options")(options)
     return app
 
