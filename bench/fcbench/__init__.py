@@ -1,0 +1,1 @@
+"""fastcelery's benchmarks: `bash bench/run.sh [--quick]` (see docs/benchmarks.md)."""

@@ -1,0 +1,3 @@
+from fcbench.runner import main
+
+raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""docs/benchmarks.md (and docs/img/benchmarks-growth.png) from a results dict."""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+from pathlib import Path
+from typing import Any
+
+from fcbench.systems import REPO
+
+ANALYSIS = REPO / "bench" / "analysis.md"
+PLOT = REPO / "docs" / "img" / "benchmarks-growth.png"
+
+Res = dict[str, Any]
+
+
+def med(rows: list[Res], system: str, key: str, variant: str | None = None) -> float | None:
+    vals = [
+        float(r[key]) for r in rows
+        if r.get("system") == system and (variant is None or r.get("variant") == variant)
+        and r.get(key) is not None
+    ]
+    return statistics.median(vals) if vals else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def f(x: float | None, fmt: str = ".1f", suffix: str = "") -> str:
+    return "n/a" if x is None else f"{x:{fmt}}{suffix}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def le(x: float | None, bound: float) -> bool | None:
+    return None if x is None else x <= bound
+
+
+def ge(x: float | None, bound: float) -> bool | None:
+    return None if x is None else x >= bound
+
+
+def section_cli(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
+    cli = res.get("cli")
+    if not cli:
+        return []
+    h, r = cli["help"], cli["render"]
+    fh, ch = h["fastcelery --help"]["median_s"], h["copier --help"]["median_s"]
+    fr, cr = r["fastcelery new"]["median_s"], r["copier copy"]["median_s"]
+    rh, rr = ratio(fh, ch), ratio(fr, cr)
+    failed = [k for k, v in {**h, **r}.items() if v["exit_code"] != 0]
+    targets += [
+        ("`fastcelery --help` median ≤ 0.15 s", f"{fh:.3f} s", verdict(le(fh, 0.15))),
+        ("`fastcelery --help` ≤ 0.2x `copier --help`", f(rh, ".2f", "x"), verdict(le(rh, 0.2))),
+        ("`fastcelery new` ≤ 1.1x `copier copy`", f(rr, ".2f", "x"), verdict(le(rr, 1.1))),
+    ]
+    out = [
+        "## CLI",
+        "",
+        f"Runs interleaved (A, B, A, B, …), {h['fastcelery --help']['runs']} timed runs of each "
+        f"`--help` and {r['fastcelery new']['runs']} of each render after warm-up; "
+        "wall time of the installed entry points in `.venv/bin`. "
+        f"Copier renders `{cli['template_src']}`.",
+        "",
+        "| command | median | min | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `fastcelery --help` | {fh:.3f} s | {h['fastcelery --help']['min_s']:.3f} s "
+        f"| {f(rh, '.2f', 'x')} |",
+        f"| `copier --help` | {ch:.3f} s | {h['copier --help']['min_s']:.3f} s | 1x |",
+        f"| `fastcelery new x --defaults --no-git` | {fr:.3f} s "
+        f"| {r['fastcelery new']['min_s']:.3f} s | {f(rr, '.2f', 'x')} |",
+        f"| `copier copy --defaults` (same template) | {cr:.3f} s "
+        f"| {r['copier copy']['min_s']:.3f} s | 1x |",
+        "",
+    ]
+    if failed:
+        out += [f"Non-zero exit codes: {', '.join(failed)} (the figure is not meaningful).", ""]
+    return out
+
+
+def section_service(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
+    enq, e2e, noop = res.get("enqueue") or [], res.get("e2e") or [], res.get("noop") or []
+    if not (enq or e2e or noop):
+        return []
+    rounds = res["context"]["sizes"]["rounds"]
+    out = ["## Service: the seed baseline and the generated service, side by side", ""]
+    systems = res.get("systems", {})
+    out += [
+        f"Medians over {rounds} round(s); each round runs both systems in turn (order "
+        "alternating), each measurement on a fresh Redis and a freshly created database.",
+        "Process budget for both: 1 uvicorn process, 1 Celery worker process `-c 2` (prefork), "
+        "Redis broker and result backend, PostgreSQL.",
+        "",
+    ]
+    for key, s in systems.items():
+        out.append(f"- {key}: uvicorn {' '.join(s['uvicorn']) or '(defaults)'}"
+                   + (f"; rendered with `{s['render']}`" if s.get("render") else ""))
+    out.append("")
+    b_rps, g_rps = med(enq, "baseline", "rps"), med(enq, "generated", "rps")
+    b_p99, g_p99 = med(enq, "baseline", "p99_ms"), med(enq, "generated", "p99_ms")
+    if enq:
+        sizes = res["context"]["sizes"]
+        share = max((float(r.get("loadgen_core_share", 0)) for r in enq), default=0.0)
+        out += [
+            "### Enqueue: `POST /orders`, 32 clients",
+            "",
+            f"wrk, 2 threads, 32 connections, {sizes['enqueue_s']:.0f} s after a 2 s warm-up; "
+            "the worker runs during the test.",
+            "",
+            "| system | requests/s | p50 | p90 | p99 | non-2xx | API CPU per request "
+            "| API RSS | worker RSS |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key in ("baseline", "generated"):
+            if med(enq, key, "rps") is None:
+                continue
+            out.append(
+                f"| {key} | {f(med(enq, key, 'rps'))} | {f(med(enq, key, 'p50_ms'))} ms "
+                f"| {f(med(enq, key, 'p90_ms'))} ms | {f(med(enq, key, 'p99_ms'))} ms "
+                f"| {f(med(enq, key, 'non_2xx'), '.0f')} "
+                f"| {f(med(enq, key, 'cpu_ms_api'), '.2f')} ms "
+                f"| {f(med(enq, key, 'api_rss_mb'))} MB "
+                f"| {f(med(enq, key, 'worker_rss_mb'))} MB |"
+            )
+        rr, rp = ratio(g_rps, b_rps), ratio(g_p99, b_p99)
+        out += [
+            "",
+            f"Ratios (generated / baseline): requests/s **{f(rr, '.2f', 'x')}**, "
+            f"p99 **{f(rp, '.2f', 'x')}**.",
+            f"The load generator used at most {share * 100:.0f}% of one core "
+            "(its own CPU time over its wall time), so it is not the bottleneck.",
+            "",
+        ]
+        targets += [
+            ("enqueue requests/s ≥ 1.5x baseline", f(rr, ".2f", "x"), verdict(ge(rr, 1.5))),
+            ("enqueue p99 ≤ 0.5x baseline", f(rp, ".2f", "x"), verdict(le(rp, 0.5))),
+        ]
+    if e2e or noop:
+        out += [
+            "### End to end and the engine's ceiling",
+            "",
+            "End to end: a fixed number of orders posted by 32 clients with the worker "
+            "running, timed from the first post until every row is `processed` (rows read "
+            "from PostgreSQL). Ceiling: the same number of a no-op task registered on the "
+            "same Celery app (same settings, same broker), published with the worker "
+            "stopped, then drained by the same worker (`-c 2`).",
+            "",
+            "| system | orders/s end to end | no-op tasks/s | end to end / no-op | failed "
+            "| CPU per order: API / worker / Redis | worker CPU per no-op task |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key in ("baseline", "generated"):
+            eo, nt = med(e2e, key, "orders_per_s"), med(noop, key, "tasks_per_s")
+            cpu = " / ".join(f(med(e2e, key, f"cpu_ms_{p}"), ".2f") for p in
+                             ("api", "worker", "redis"))
+            out.append(f"| {key} | {f(eo)} | {f(nt)} | {f(ratio(eo, nt), '.0%')} "
+                       f"| {f(med(e2e, key, 'failed'), '.0f')} | {cpu} ms "
+                       f"| {f(med(noop, key, 'cpu_ms_worker'), '.2f')} ms |")
+        be, ge_ = med(e2e, "baseline", "orders_per_s"), med(e2e, "generated", "orders_per_s")
+        gn = med(noop, "generated", "tasks_per_s")
+        re, rc = ratio(ge_, be), ratio(ge_, gn)
+        out += [
+            "",
+            f"Ratios: generated / baseline end to end **{f(re, '.2f', 'x')}**; "
+            f"generated end to end / its no-op ceiling **{f(rc, '.0%')}**.",
+            "",
+        ]
+        targets += [
+            ("end to end ≥ 1.5x baseline", f(re, ".2f", "x"), verdict(ge(re, 1.5))),
+            ("end to end ≥ 50% of the no-op ceiling", f(rc, ".0%"), verdict(ge(rc, 0.5))),
+        ]
+    return out
+
+
+def section_tunings(res: Res) -> list[str]:
+    rows = res.get("tunings") or []
+    if not rows:
+        return []
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    ref = med(rows, "generated", "rps", variants[0])
+    out = [
+        "## Tunings of the generated service, one undone at a time",
+        "",
+        "The enqueue and end-to-end tests above, on the generated service with one setting "
+        "changed at a time (Celery settings overridden by `bench/overlay`, without editing the "
+        "service), side by side in this run.",
+        "",
+        "| variant | requests/s | p99 | requests/s vs as generated | API CPU per request "
+        "| orders/s end to end | vs as generated | worker CPU per order |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    ref_e2e = med(rows, "generated", "e2e_orders_per_s", variants[0])
+    for v in variants:
+        rps = med(rows, "generated", "rps", v)
+        e2e = med(rows, "generated", "e2e_orders_per_s", v)
+        out.append(f"| {v} | {f(rps)} | {f(med(rows, 'generated', 'p99_ms', v))} ms "
+                   f"| {f(ratio(rps, ref), '.2f', 'x')} "
+                   f"| {f(med(rows, 'generated', 'cpu_ms_api', v), '.2f')} ms | {f(e2e)} "
+                   f"| {f(ratio(e2e, ref_e2e), '.2f', 'x')} "
+                   f"| {f(med(rows, 'generated', 'e2e_cpu_ms_worker', v), '.2f')} ms |")
+    return [*out, ""]
+
+
+def section_growth(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
+    g = res.get("growth")
+    if not g:
+        return []
+    out = [
+        "## Growth: backlog and worker concurrency (generated service)",
+        "",
+        "Each backlog is posted through the API (32 clients) with the worker stopped; then a "
+        f"worker starts and is timed over {g['window']} orders (all of them for smaller "
+        "backlogs). On the largest backlog, what is left is then drained by one window per "
+        "concurrency level. RSS: process tree (worker = main process + pool children).",
+        "",
+        "| backlog | posts/s (no worker) | API RSS before → after posting | Redis used by backlog "
+        "| drain orders/s (-c 2) | worker CPU per order | worker RSS 1st → 2nd half of window "
+        "| Redis RSS |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for lv in g["levels"]:
+        out.append(
+            f"| {lv['backlog']:,} | {lv['post_rps']:.0f} | {lv['api_rss_mb_before']} → "
+            f"{lv['api_rss_mb_after_enqueue']} MB | {lv['redis_used_mb_backlog']:.1f} MB "
+            f"| {lv['orders_per_s']:.1f} | {lv.get('cpu_ms_worker', 0):.2f} ms "
+            f"| {lv['worker_rss_mb_first_half']} → "
+            f"{lv['worker_rss_mb_second_half']} MB | {lv['redis_rss_mb']} MB |"
+        )
+    out += [
+        "",
+        "| concurrency (`-c`) | backlog at start | orders/s | worker CPU per order "
+        "| worker RSS 1st → 2nd half | Redis used before → after window |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in g["concurrency"]:
+        out.append(
+            f"| {c['concurrency']} | {c['backlog_at_start']:,} | {c['orders_per_s']:.1f} "
+            f"| {c.get('cpu_ms_worker', 0):.2f} ms "
+            f"| {c['worker_rss_mb_first_half']} → {c['worker_rss_mb_second_half']} MB "
+            f"| {c['redis_used_mb_before']:.1f} → {c['redis_used_mb_after']:.1f} MB |"
+        )
+    rates = [lv["orders_per_s"] for lv in g["levels"]]
+    flat = min(rates) >= 0.8 * max(rates) if rates else None
+    growth_mb = max(
+        (lv["worker_rss_mb_second_half"] - lv["worker_rss_mb_first_half"] for lv in g["levels"]),
+        default=0.0,
+    )
+    targets.append((
+        "throughput does not fall with backlog (slowest level ≥ 80% of fastest)",
+        " / ".join(f"{x:.0f}" for x in rates) + " orders/s", verdict(flat),
+    ))
+    targets.append((
+        "worker memory bounded while draining (2nd half - 1st half of a window)",
+        f"{growth_mb:+.1f} MB", verdict(growth_mb < 20),
+    ))
+    if plot(g):
+        out += ["", f"![throughput against backlog and concurrency](img/{PLOT.name})"]
+    return [*out, ""]
+
+
+def plot(g: Res) -> bool:
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+        matplotlib.use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110)
+    lv = g["levels"]
+    ax1.plot([x["backlog"] for x in lv], [x["orders_per_s"] for x in lv], "o-", label="orders/s")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("backlog (orders queued before the worker starts)")
+    ax1.set_ylabel("orders/s (worker -c 2)")
+    ax1.set_ylim(bottom=0)
+    ax1r = ax1.twinx()
+    ax1r.plot([x["backlog"] for x in lv], [x["worker_rss_mb_peak"] for x in lv], "s--",
+              color="tab:red", label="worker RSS (MB)")
+    ax1r.set_ylabel("worker RSS, MB", color="tab:red")
+    ax1r.set_ylim(bottom=0)
+    cs = g["concurrency"]
+    ax2.bar([str(c["concurrency"]) for c in cs], [c["orders_per_s"] for c in cs],
+            color="tab:blue")
+    ax2.set_xlabel("worker concurrency (-c)")
+    ax2.set_ylabel("orders/s")
+    ax2r = ax2.twinx()
+    ax2r.plot([str(c["concurrency"]) for c in cs], [c["worker_rss_mb_peak"] for c in cs],
+              "s--", color="tab:red")
+    ax2r.set_ylabel("worker RSS, MB", color="tab:red")
+    ax2r.set_ylim(bottom=0)
+    fig.suptitle("Generated service: drain throughput and worker memory")
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT)
+    plt.close(fig)
+    return True
+
+
+def write(res: Res, doc: Path) -> None:
+    ctx = res["context"]
+    targets: list[tuple[str, str, str]] = []
+    body: list[str] = []
+    body += section_cli(res, targets)
+    body += section_service(res, targets)
+    body += section_tunings(res)
+    body += section_growth(res, targets)
+    tests = res.get("tests")
+    if tests:
+        body += ["## The repository's test suite", "",
+                 f"`uv run pytest -n auto`: {tests['seconds']:.0f} s wall "
+                 f"(exit {tests['exit_code']}; {tests['summary']}).", ""]
+    head = [
+        "# Benchmarks",
+        "",
+        "Run them all and rewrite this page (about 15 minutes; `--quick` takes about 5):",
+        "",
+        "```bash",
+        "bash bench/run.sh            # full run",
+        "bash bench/run.sh --quick    # smaller sizes, one round",
+        "bash bench/run.sh --only cli,enqueue --rounds 5   # some phases",
+        "```",
+        "",
+        "The script installs what it needs (wrk from Debian, the `bench` dependency group with "
+        "uv), starts its own throwaway Redis servers and its own PostgreSQL databases "
+        "(`bench_baseline`, `bench_generated` on 127.0.0.1:5432), and stops every process it "
+        "started. Raw results: `bench/results/latest.json` (not committed). Figures are medians "
+        "and ratios measured side by side in the same run on a shared, noisy 2-core machine: "
+        "compare ratios, not absolute numbers; no test asserts on time.",
+        "",
+        f"This run: {ctx['date']}, commit `{ctx['commit']}`, {ctx['mode']} mode, "
+        f"{ctx['cpus']} CPUs, kernel {ctx['kernel']}, total {ctx.get('total_s', 0):.0f} s.",
+        "",
+        "The baseline (`bench/baseline/`) is the seed's code as a user would write it by hand: "
+        "its Celery configuration, its `process_order` task and its two routes as written "
+        "(blocking `delay()` inside the async route, commit then enqueue, Redis results), "
+        "plus only the glue the seed leaves out (settings, the `Order` model, an async session "
+        "for the route, the sync session for the task).",
+        "",
+    ]
+    if targets:
+        head += ["## Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
+        head += [f"| {t} | {m} | {v} |" for t, m, v in targets]
+        head.append("")
+    tail: list[str] = []
+    if ANALYSIS.exists():
+        tail = ["", ANALYSIS.read_text().rstrip(), ""]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(head + body + tail).rstrip() + "\n")

@@ -1,0 +1,192 @@
+"""Run the benchmarks and write docs/benchmarks.md. Entry point: `bash bench/run.sh`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fcbench import measure, report, systems
+from fcbench.systems import REPO
+
+RESULTS = REPO / "bench" / "results"
+PHASES = ("cli", "enqueue", "e2e", "noop", "growth", "tunings", "tests")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    enqueue_s: float
+    e2e_orders: int
+    noop_tasks: int
+    backlogs: tuple[int, ...]
+    window: int
+    concurrencies: tuple[int, ...]
+    cli_runs: int
+
+
+FULL = Sizes(3, 15, 2000, 4000, (1000, 10_000, 100_000), 4000, (1, 2, 4), 20)
+QUICK = Sizes(1, 6, 500, 1500, (1000, 5000), 1000, (1, 2, 4), 8)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes, one round (~5 min)")
+    p.add_argument("--only", default="", help=f"comma-separated phases of {','.join(PHASES)}")
+    p.add_argument("--skip", default="", help="comma-separated phases to leave out")
+    p.add_argument("--rounds", type=int, help="side-by-side rounds (medians over rounds)")
+    p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--no-doc", action="store_true", help="keep results in bench/results only")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite the doc from bench/results/latest.json")
+    return p.parse_args(argv)
+
+
+def phases(ns: argparse.Namespace) -> list[str]:
+    chosen = [x for x in ns.only.split(",") if x] or list(PHASES)
+    if ns.quick and not ns.only:
+        chosen = [x for x in chosen if x != "tests"]
+    skip = {x for x in ns.skip.split(",") if x}
+    bad = (set(chosen) | skip) - set(PHASES)
+    if bad:
+        raise SystemExit(f"unknown phase(s): {', '.join(sorted(bad))}")
+    return [x for x in chosen if x not in skip]
+
+
+def context(sizes: Sizes, quick: bool) -> dict[str, Any]:
+    def out(*argv: str) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False,
+                                  cwd=REPO).stdout.strip()
+        except OSError:
+            return ""
+
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": out("git", "rev-parse", "--short", "HEAD"),
+        "mode": "quick" if quick else "full",
+        "sizes": sizes.__dict__,
+        "cpus": out("nproc"),
+        "kernel": platform.release(),
+        "redis": out("redis-server", "--version").split(" ")[2:3],
+        "postgres": out("psql", "--version"),
+        "wrk": shutil.which("wrk") or "",
+    }
+
+
+def run(ns: argparse.Namespace) -> dict[str, Any]:
+    sizes = QUICK if ns.quick else FULL
+    if ns.rounds:
+        sizes = Sizes(**{**sizes.__dict__, "rounds": ns.rounds})
+    todo = phases(ns)
+    # Outside the repository: mypy would otherwise crawl the rendered project.
+    work = Path(tempfile.gettempdir()) / "fastcelery-bench"
+    logdir = RESULTS / "logs"
+    shutil.rmtree(logdir, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"context": context(sizes, ns.quick), "phases": todo}
+
+    if "cli" in todo:
+        log("CLI start-up and render (interleaved runs)")
+        results["cli"] = measure.cli(work, sizes.cli_runs)
+
+    service_phases = {"enqueue", "e2e", "noop", "growth", "tunings"} & set(todo)
+    if service_phases:
+        base = systems.baseline()
+        log("preparing the baseline (uv sync)")
+        systems.prepare(base)
+        log("rendering and syncing the generated service")
+        gen = systems.generated(work)
+        systems.prepare(gen)
+        results["systems"] = {
+            s.key: {"project": str(s.project), "uvicorn": s.uvicorn_extra,
+                    "render": s.render_note}
+            for s in (base, gen)
+        }
+        pair = [base, gen]
+        for name in ("enqueue", "e2e", "noop"):
+            results[name] = []
+        for r in range(sizes.rounds):
+            order = pair if r % 2 == 0 else pair[::-1]
+            for s in order:
+                if "enqueue" in todo:
+                    log(f"round {r + 1}: enqueue {s.key} ({sizes.enqueue_s:.0f} s)")
+                    results["enqueue"].append(measure.enqueue(s, logdir, sizes.enqueue_s))
+                if "e2e" in todo:
+                    log(f"round {r + 1}: end to end {s.key} ({sizes.e2e_orders} orders)")
+                    results["e2e"].append(measure.end_to_end(s, logdir, sizes.e2e_orders))
+                if "noop" in todo:
+                    log(f"round {r + 1}: no-op ceiling {s.key} ({sizes.noop_tasks} tasks)")
+                    results["noop"].append(measure.noop_ceiling(s, logdir, sizes.noop_tasks))
+        if "tunings" in todo:
+            results["tunings"] = tunings(gen, logdir, sizes)
+        if "growth" in todo:
+            log(f"growth: backlogs {sizes.backlogs}, concurrency {sizes.concurrencies}")
+            results["growth"] = measure.growth(
+                gen, logdir, sizes.backlogs, sizes.window, sizes.concurrencies
+            )
+    if "tests" in todo:
+        log("the repository's test suite (pytest -n auto)")
+        results["tests"] = measure.test_suite()
+    return results
+
+
+TUNING_VARIANTS = (
+    systems.Variant("uvicorn --loop asyncio --http h11", uvicorn_args=()),
+    systems.Variant(
+        "no task events (worker_send_task_events, task_send_sent_event off)",
+        celery_conf='{"worker_send_task_events": false, "task_send_sent_event": false}',
+    ),
+    systems.Variant("task_track_started off", celery_conf='{"task_track_started": false}'),
+    systems.Variant("plain-text logs (LOG_JSON=false)", env=(("LOG_JSON", "false"),)),
+)
+
+
+def tunings(gen: systems.System, logdir: Path, sizes: Sizes) -> list[dict[str, Any]]:
+    """The generated service with one setting changed at a time, side by side."""
+    variants = [systems.DEFAULT, *TUNING_VARIANTS]
+    out: list[dict[str, Any]] = []
+    for r in range(max(1, sizes.rounds - 1)):
+        for v in variants if r % 2 == 0 else variants[::-1]:
+            log(f"round {r + 1}: variant '{v.label}'")
+            row = measure.enqueue(gen, logdir, sizes.enqueue_s, v)
+            e2e = measure.end_to_end(gen, logdir, sizes.e2e_orders, v)
+            row["e2e_orders_per_s"] = e2e["orders_per_s"]
+            row["e2e_cpu_ms_worker"] = e2e.get("cpu_ms_worker")
+            out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parse(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    latest = RESULTS / "latest.json"
+    if ns.report_only:
+        results = json.loads(latest.read_text())
+    else:
+        if not shutil.which("wrk"):
+            print("wrk is not installed: run bench/run.sh (it installs it)", file=sys.stderr)
+            return 2
+        t0 = time.monotonic()
+        results = run(ns)
+        results["context"]["total_s"] = round(time.monotonic() - t0, 1)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for path in (RESULTS / f"results-{stamp}.json", latest):
+            path.write_text(json.dumps(results, indent=2))
+        log(f"results: {latest}")
+    if not ns.no_doc:
+        report.write(results, ns.doc)
+        log(f"wrote {ns.doc}")
+    return 0
