@@ -15,6 +15,10 @@ _STANDARD_ATTRIBUTES = frozenset(
 
 
 _HANDLER_NAME = "service"
+# Uvicorn configures these loggers with its own plain-text handlers when it starts.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.access")
+# The arguments of uvicorn's access log line, logged as fields.
+_ACCESS_FIELDS = ("client", "method", "path", "http_version", "status_code")
 
 
 class TaskContextFilter(logging.Filter):
@@ -42,6 +46,13 @@ class JsonFormatter(logging.Formatter):
             for key, value in record.__dict__.items()
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
         )
+        args = record.args
+        if (
+            record.name == "uvicorn.access"
+            and isinstance(args, tuple)
+            and len(args) == len(_ACCESS_FIELDS)
+        ):
+            entry.update(zip(_ACCESS_FIELDS, args, strict=True))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -60,3 +71,10 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Route uvicorn's access and error lines through this handler too (JSON like the rest).
+    # A logger without handlers is left alone: that is uvicorn's --no-access-log.
+    for name in _UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        if uvicorn_logger.handlers:
+            uvicorn_logger.handlers.clear()
+            uvicorn_logger.propagate = True
