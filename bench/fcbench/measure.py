@@ -263,12 +263,17 @@ def drain_window(
             pids = {"worker": wk.pid, "api": api.pid, "redis": redis_proc.pid}
             cpu0 = procs.cpu_snapshot(pids)
             with procs.RssSampler(pids, interval=1.0) as rss:
-                deadline = time.monotonic() + 900
-                while time.monotonic() < deadline:
+                last, last_t = -1, time.monotonic()
+                while True:
                     _, done = system.counts(conn)
-                    samples.append((time.monotonic(), target_done - (done - done0)))
+                    now = time.monotonic()
+                    samples.append((now, target_done - (done - done0)))
                     if done - done0 >= target_done:
                         break
+                    if done != last:
+                        last, last_t = done, now
+                    elif now - last_t > 60:
+                        raise TimeoutError(f"{system.key}: draining stalled at {done} orders")
                     time.sleep(0.25)
             cpu = procs.cpu_ms_per(cpu0, procs.cpu_snapshot(pids), done - done0)
         finally:
@@ -298,9 +303,10 @@ def growth(
     system: System, logdir: Path, backlogs: Sequence[int], window: int,
     concurrencies: Sequence[int],
 ) -> Result:
-    """Backlogs enqueued through the API with the worker stopped, then drained by windows.
+    """Backlogs enqueued with the worker stopped, then drained by windows.
 
-    For each backlog: post it (32 clients), start a `-c 2` worker and time `window`
+    For each backlog: enqueue it through the service's own model and task
+    (bench_enqueue; the API runs, idle), start a `-c 2` worker and time `window`
     orders (all of them if fewer). On the largest backlog, what is left is drained by
     one window per concurrency level.
     """
@@ -314,15 +320,13 @@ def growth(
             try:
                 rss_api0 = procs.rss_tree(api.pid)
                 mem0 = redis_mem(rport)
-                wrk = Wrk.start(port, total=backlog)
-                wait_posted(system, backlog, wrk)
-                post = wrk.finish()
+                t0 = time.monotonic()
+                system.enqueue_direct(rport, backlog)
                 level: Result = {
                     "backlog": backlog,
-                    "post_rps": post["rps"],
-                    "post_p99_ms": post["p99_ms"],
+                    "enqueue_s": round(time.monotonic() - t0, 1),
                     "api_rss_mb_before": round(rss_api0 / 2**20, 1),
-                    "api_rss_mb_after_enqueue": round(procs.rss_tree(api.pid) / 2**20, 1),
+                    "api_rss_mb_with_backlog": round(procs.rss_tree(api.pid) / 2**20, 1),
                     "redis_used_mb_empty": round(mem0 / 2**20, 2),
                     "redis_used_mb_backlog": round(redis_mem(rport) / 2**20, 2),
                     "redis_rss_mb_backlog": round(procs.rss_tree(rproc.pid) / 2**20, 1),
@@ -340,22 +344,6 @@ def growth(
             finally:
                 api.stop()
     return {"system": system.key, "levels": levels, "concurrency": sweep, "window": window}
-
-
-def wait_posted(system: System, total: int, wrk: Wrk) -> None:
-    with psycopg.connect(system.db_url, autocommit=True) as conn:
-        last, last_t = -1, time.monotonic()
-        while True:
-            rows, _ = system.counts(conn)
-            if rows >= total:
-                wrk.interrupt()
-                return
-            if rows != last:
-                last, last_t = rows, time.monotonic()
-            elif time.monotonic() - last_t > 60:
-                wrk.interrupt()
-                raise TimeoutError(f"posting stalled at {rows} orders")
-            time.sleep(0.25)
 
 
 # -- the CLI -------------------------------------------------------------------------------
@@ -388,6 +376,21 @@ def interleaved(
     }
 
 
+def answers_source(project: Path) -> tuple[str, str | None] | None:
+    """(_src_path, _commit) recorded in a rendered project's .copier-answers.yml."""
+    answers = project / ".copier-answers.yml"
+    if not answers.exists():
+        return None
+    values: dict[str, str] = {}
+    for line in answers.read_text().splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in {"_src_path", "_commit"}:
+            values[key] = value.strip().strip("'\"")
+    if "_src_path" not in values:
+        return None
+    return values["_src_path"], values.get("_commit")
+
+
 def cli(workdir: Path, runs: int) -> Result:
     venv = REPO / ".venv" / "bin"
     fastcelery, copier = str(venv / "fastcelery"), str(venv / "copier")
@@ -400,19 +403,22 @@ def cli(workdir: Path, runs: int) -> Result:
         shutil.rmtree(dirs[key], ignore_errors=True)
         dirs[key].mkdir(parents=True)
 
-    template_src = os.environ.get("BENCH_TEMPLATE_SRC", str(REPO))
-    renders = interleaved(
-        {
-            "fastcelery new": [fastcelery, "new", "x", "--defaults", "--no-git",
-                               "--output", str(dirs["fastcelery new"])],
-            "copier copy": [copier, "copy", "--trust", "--defaults", "--quiet",
-                            "--data", "project_name=x", template_src,
-                            str(dirs["copier copy"] / "x")],
-        },
-        max(3, runs // 3), warmup=1, prepare=fresh, cwd=workdir,
-    )
+    new = [fastcelery, "new", "x", "--defaults", "--no-git", "--output",
+           str(dirs["fastcelery new"])]
+    # Copier renders exactly what `fastcelery new` rendered: the source and ref it recorded.
+    fresh("fastcelery new")
+    subprocess.run(new, cwd=workdir, capture_output=True, check=False)
+    rendered = sorted(p.parent for p in dirs["fastcelery new"].rglob(".copier-answers.yml"))
+    source = answers_source(rendered[0]) if rendered else None
+    src, ref = source or (str(REPO), None)
+    copy = [copier, "copy", "--trust", "--defaults", "--quiet", "--data", "project_name=x"]
+    if ref:
+        copy += ["--vcs-ref", ref]
+    copy += [src, str(dirs["copier copy"] / "x")]
+    renders = interleaved({"fastcelery new": new, "copier copy": copy},
+                          max(3, runs // 2), warmup=1, prepare=fresh, cwd=workdir)
     shutil.rmtree(out, ignore_errors=True)
-    return {"help": helps, "render": renders, "template_src": template_src}
+    return {"help": helps, "render": renders, "template_src": src, "template_ref": ref}
 
 
 def test_suite() -> Result:

@@ -50,10 +50,10 @@ class Proc:
             return ""
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process group this process leads, then SIGKILL what is left."""
+        """SIGTERM the process (a warm shutdown), then SIGKILL what is left of its group."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
+                os.kill(self.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout)
         # The group may still hold pool children after the leader exited.

@@ -63,8 +63,9 @@ def section_cli(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
         "",
         f"Runs interleaved (A, B, A, B, …), {h['fastcelery --help']['runs']} timed runs of each "
         f"`--help` and {r['fastcelery new']['runs']} of each render after warm-up; "
-        "wall time of the installed entry points in `.venv/bin`. "
-        f"Copier renders `{cli['template_src']}`.",
+        "wall time of the installed entry points in `.venv/bin`. Copier renders the source "
+        f"and ref that `fastcelery new` recorded (`{cli['template_src']}` at "
+        f"`{cli.get('template_ref')}`).",
         "",
         "| command | median | min | ratio |",
         "| --- | ---: | ---: | ---: |",
@@ -212,20 +213,23 @@ def section_growth(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
     out = [
         "## Growth: backlog and worker concurrency (generated service)",
         "",
-        "Each backlog is posted through the API (32 clients) with the worker stopped; then a "
-        f"worker starts and is timed over {g['window']} orders (all of them for smaller "
+        "Each backlog is enqueued with the worker stopped, through the service's own `Order` "
+        "model and `process_order` task (`bench/overlay/bench_enqueue.py`: posting 100,000 "
+        "orders over HTTP would take longer than everything else; the broker and the worker "
+        "see the same messages), with the API running; then a worker starts and is timed "
+        f"over {g['window']} orders (all of them for smaller "
         "backlogs). On the largest backlog, what is left is then drained by one window per "
         "concurrency level. RSS: process tree (worker = main process + pool children).",
         "",
-        "| backlog | posts/s (no worker) | API RSS before → after posting | Redis used by backlog "
+        "| backlog | enqueue time | API RSS | Redis used by backlog "
         "| drain orders/s (-c 2) | worker CPU per order | worker RSS 1st → 2nd half of window "
         "| Redis RSS |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for lv in g["levels"]:
         out.append(
-            f"| {lv['backlog']:,} | {lv['post_rps']:.0f} | {lv['api_rss_mb_before']} → "
-            f"{lv['api_rss_mb_after_enqueue']} MB | {lv['redis_used_mb_backlog']:.1f} MB "
+            f"| {lv['backlog']:,} | {lv['enqueue_s']:.0f} s | {lv['api_rss_mb_with_backlog']} MB "
+            f"| {lv['redis_used_mb_backlog']:.1f} MB "
             f"| {lv['orders_per_s']:.1f} | {lv.get('cpu_ms_worker', 0):.2f} ms "
             f"| {lv['worker_rss_mb_first_half']} → "
             f"{lv['worker_rss_mb_second_half']} MB | {lv['redis_rss_mb']} MB |"

@@ -177,6 +177,12 @@ class System:
             time.sleep(2)  # a logging setup that hides the banner: give it time
         return proc
 
+    def enqueue_direct(self, redis_port: int, count: int) -> None:
+        subprocess.run(
+            [self.bin("python"), "-m", "bench_enqueue", str(count)],
+            cwd=self.project, env=self.env(redis_port), check=True, capture_output=True,
+        )
+
     def publish_noops(self, redis_port: int, count: int, variant: Variant = DEFAULT) -> None:
         subprocess.run(
             [self.bin("python"), "-m", "bench_overlay", str(count)],
