@@ -632,7 +632,7 @@ def build_app(config: TemplateConfig | None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    app.command("new", no_args_is_help=True)(new_command(config))
+    app.command("new")(new_command(config))
     app.command("update")(update_command(config))
     app.command("options")(options)
     return app
@@ -675,6 +675,8 @@ def _click_error(exc: BaseException) -> tuple[str, int] | None:
     """Duck-type Click's exceptions (Typer vendors Click; avoid importing its private module)."""
     if type(exc).__name__ == "Abort":
         return "aborted", 130
+    if type(exc).__name__ == "NoArgsIsHelpError":  # plain `fastcelery`: show the help
+        return None
     format_message = getattr(exc, "format_message", None)
     exit_code = getattr(exc, "exit_code", None)
     if callable(format_message) and isinstance(exit_code, int):
@@ -693,6 +695,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         result = app_for(args)(args=args, prog_name=PROG, standalone_mode=False)
     except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(str(getattr(exc, "message", exc)))
+            sys.exit(0)
         found = _click_error(exc)
         if found is None:
             raise

@@ -133,7 +133,9 @@ def test_target_directory_not_created_on_error(runner: CliRunner, tmp_path: Path
     ("args", "fragment"),
     [
         (["new", "svc", "--colour", "red"], "No such option"),
-        (["new"], "NAME"),
+        (["new"], "Missing argument 'NAME'"),
+        (["update", "."], "is not a generated project"),
+        (["update", ".", "--conflict", "both"], "invalid --conflict 'both'"),
         (["frobnicate"], "No such command"),
         (["new", "Bad_Name"], "invalid project name 'Bad_Name'"),
         (["new", "svc", "--result-backend", "rpc"], "is not offered"),
@@ -173,3 +175,10 @@ def test_missing_uv_only_warns(
     assert result.exit_code == 0, result.output
     assert "fastcelery: warning: uv is not installed" in result.stderr
     assert (tmp_path / "svc" / ".copier-answers.yml").is_file()
+
+
+def test_no_arguments_prints_help(tmp_path: Path) -> None:
+    result = run_cli([], cwd=tmp_path)
+    assert result.exit_code == 0
+    assert "Usage: fastcelery" in result.stdout
+    assert "update" in result.stdout
