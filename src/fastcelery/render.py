@@ -122,8 +122,14 @@ def render_new(request: NewRequest) -> NewResult:
     committed: str | None = None
     note: str | None = None
     if request.git:
-        if existed and gitutil.inside_work_tree(dst):
-            note = "the target is already in a git repository: review and commit the changes"
+        if gitutil.inside_work_tree(dst):
+            # Rendered into (a directory of) an existing repository, e.g. a monorepo: no
+            # nested repository, and nothing committed on the user's behalf.
+            top = gitutil.git(dst, "rev-parse", "--show-toplevel").stdout.strip()
+            note = (
+                f"{dst} is inside the git repository {top}: no new repository was created; "
+                "review and commit the new files there (updates need them committed)"
+            )
         else:
             committed = gitutil.init_and_commit(
                 dst, f"Initial commit: rendered by fastcelery {source.vcs_ref or ''}".strip()

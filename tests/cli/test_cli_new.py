@@ -135,3 +135,14 @@ def test_template_cache_is_a_tagged_git_repo(runner: CliRunner, tmp_path: Path) 
     assert second["_commit"].startswith(answers["_commit"])
     assert second["_commit"] in git_out(cache, "tag").split()
     assert {"svc", "svc2"} <= set(tree(tmp_path / "out"))
+
+
+def test_inside_an_existing_repository_no_nested_repo(runner: CliRunner, tmp_path: Path) -> None:
+    monorepo = tmp_path / "monorepo"
+    monorepo.mkdir()
+    git_out(monorepo, "init", "-q")
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(monorepo / "services")])
+    assert result.exit_code == 0, result.output
+    assert not (monorepo / "services" / "svc" / ".git").exists()
+    assert "inside the git repository" in result.stderr
+    assert git_out(monorepo, "rev-list", "--all") == ""  # nothing committed for the user
