@@ -13,6 +13,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+
 def _pyenv_versions() -> str | None:
     """All pyenv Pythons, the running one first, so uv can find 3.11-3.13 behind pyenv shims."""
     pyenv = shutil.which("pyenv")
@@ -26,10 +27,17 @@ def _pyenv_versions() -> str | None:
     ordered = sorted(wanted, key=lambda v: (v != current, v))
     return ":".join(ordered) or None
 
+
 def expose_pyenv_versions() -> None:
+    # pyenv's shim sets PYENV_VERSION to the one version it ran (e.g. under `uv run`): keep it
+    # first and add the others, or a rendered 3.12 project would make uv try to download 3.12.
     versions = _pyenv_versions()
-    if versions and "PYENV_VERSION" not in os.environ:
-        os.environ["PYENV_VERSION"] = versions
+    if not versions:
+        return
+    present = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
+    merged = present + [v for v in versions.split(":") if v not in present]
+    os.environ["PYENV_VERSION"] = ":".join(merged)
+
 
 def uv_bin() -> str:
     """The uv installed next to this interpreter (a dev dependency), else the one on PATH."""
@@ -41,6 +49,7 @@ def uv_bin() -> str:
         pytest.fail("uv is not installed: run the tests with `uv run pytest`")
     return found
 
+
 def run(
     argv: Sequence[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -49,7 +58,12 @@ def run(
     # The rendered project must use its own environment, not this repository's.
     full_env.pop("VIRTUAL_ENV", None)
     result = subprocess.run(
-        list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        list(argv),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
         check=False,
     )
     if result.returncode != 0:
@@ -59,12 +73,14 @@ def run(
         )
     return result
 
+
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
+
 
 def require_service(name: str, host: str, port: int) -> None:
     """Fails in CI when a service the test needs is down; elsewhere skips with the reason."""
@@ -74,6 +90,7 @@ def require_service(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true: a missing service fails the test)")
     pytest.skip(f"{message}; start it (see README) or run in CI, where this fails instead")
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -42,15 +42,7 @@ def test_docs_example_renders(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_docs_example_full(tmp_path: Path) -> None:
-    versions = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
-    if pyenv := shutil.which("pyenv"):
-        listed = subprocess.run(
-            [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        versions += listed
     extra = {"RENDER_FULL": "1"}
-    if versions:
-        extra["PYENV_VERSION"] = ":".join(dict.fromkeys(versions))
     uv_dir = str(Path(sys.executable).parent)
     extra["PATH"] = f"{os.environ.get('PATH', '')}{os.pathsep}{uv_dir}"
     out = _run_example(tmp_path, extra)

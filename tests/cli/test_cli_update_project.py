@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,39 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from fastcelery import cli
+from tests.support import run, uv_bin
 
 from .clihelpers import git_out
-
-
-def _uv() -> str:
-    beside = Path(sys.executable).parent / "uv"
-    found = str(beside) if beside.exists() else shutil.which("uv")
-    if not found:
-        pytest.skip("uv is not installed")
-    return found
-
-
-def _pyenv_version() -> str:
-    """Every pyenv Python (the current ones first), so uv finds the project's Python offline."""
-    have = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        found = subprocess.run(
-            [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
-        ).stdout.split()
-        have += [v for v in found if v.startswith("3.")]
-    return ":".join(dict.fromkeys(have))
-
-
-def _run(args: list[str], cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    if versions := _pyenv_version():
-        env["PYENV_VERSION"] = versions
-    proc = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    assert proc.returncode == 0, f"{args}\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}"
-    return proc.stdout
 
 
 @pytest.mark.slow
@@ -74,7 +41,7 @@ def test_update_redis_to_rabbitmq_project_tests_pass(runner: CliRunner, tmp_path
         check=True,
     )
 
-    uv = _uv()
-    _run([uv, "sync", "--quiet"], project)
-    out = _run([uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    uv = uv_bin()
+    run([uv, "sync", "--quiet"], cwd=project)
+    out = run([uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project).stdout
     assert " passed" in out
