@@ -155,8 +155,9 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
     compose = [
         n for n in ("compose.yaml", "compose.yml", "docker-compose.yml") if (dst / n).exists()
     ]
-    if compose:
-        lines.append(f"  docker compose up -d          # starts {services}")
+    if compose and services:
+        # Only the backing services: the next steps run the API and worker locally.
+        lines.append(f"  docker compose up -d {_compose_services(result.answers)}")
     elif services:
         lines.append(f"  # start {services} (see README.md)")
     lines += [
@@ -178,6 +179,16 @@ def _services(answers: Mapping[str, Any]) -> str:
     if answers.get("database") == "postgresql":
         names.append("PostgreSQL")
     return ", ".join(names)
+
+
+def _compose_services(answers: Mapping[str, Any]) -> str:
+    """The compose.yaml service names of the broker, result backend and database."""
+    names = [str(answers.get("broker"))]
+    if answers.get("result_backend") == "redis":
+        names.append("redis")
+    if answers.get("database") == "postgresql":
+        names.append("postgres")
+    return " ".join(dict.fromkeys(n for n in names if n and n != "None"))
 
 
 def print_warnings(request: NewRequest) -> None:
