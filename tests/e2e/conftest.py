@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from .harness import (
     REDIS_HOST,
     REDIS_PORT,
     Project,
+    RedisServer,
     Stack,
     postgres_database,
     rabbit_vhost,
@@ -70,42 +72,89 @@ def render(project_cache: Path) -> RenderFn:
 SharedStackFn = Callable[..., Stack]
 
 
+@contextlib.contextmanager
+def stack_on_shared_servers(project: Project, log_dir: Path, **env: str) -> Iterator[Stack]:
+    """A migrated Stack on the machine's shared servers.
+
+    It has its own PostgreSQL database, its own Redis database numbers and, with RabbitMQ,
+    its own vhost; all are removed (and every process killed) on exit.
+    """
+    require_services_for(project)
+    with contextlib.ExitStack() as resources:
+        database_url = resources.enter_context(postgres_database())
+        stack_env = {**BASE_ENV, "DATABASE__URL": database_url}
+        if project.broker == "redis" or project.result_backend == "redis":
+            stack_env["REDIS__HOST"] = REDIS_HOST
+            stack_env["REDIS__PORT"] = str(REDIS_PORT)
+        if project.broker == "redis":
+            stack_env["REDIS__BROKER_DB"] = str(resources.enter_context(redis_db_lease()))
+        if project.result_backend == "redis":
+            stack_env["REDIS__RESULT_DB"] = str(resources.enter_context(redis_db_lease()))
+        if project.broker == "rabbitmq":
+            stack_env.update(
+                {
+                    "RABBITMQ__HOST": RABBIT_HOST,
+                    "RABBITMQ__PORT": str(RABBIT_PORT),
+                    "RABBITMQ__USER": "guest",
+                    "RABBITMQ__PASSWORD": "guest",
+                    "RABBITMQ__VHOST": resources.enter_context(rabbit_vhost()),
+                }
+            )
+        stack_env.update(env)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        stack = Stack(project, stack_env, log_dir, database_url)
+        resources.callback(stack.close)
+        stack.migrate()
+        yield stack
+
+
 @pytest.fixture
 def shared_stack(tmp_path: Path) -> Iterator[SharedStackFn]:
-    """shared_stack(project, **env) -> a migrated Stack on the machine's shared servers.
-
-    Each stack has its own PostgreSQL database, its own Redis database numbers and, with
-    RabbitMQ, its own vhost; all are removed (and every process killed) after the test.
-    """
+    """shared_stack(project, **env) -> a Stack on the shared servers, torn down after the test."""
     with contextlib.ExitStack() as resources:
 
         def _make(project: Project, **env: str) -> Stack:
-            require_services_for(project)
-            database_url = resources.enter_context(postgres_database())
-            stack_env = {**BASE_ENV, "DATABASE__URL": database_url}
-            if project.broker == "redis" or project.result_backend == "redis":
-                stack_env["REDIS__HOST"] = REDIS_HOST
-                stack_env["REDIS__PORT"] = str(REDIS_PORT)
-            if project.broker == "redis":
-                stack_env["REDIS__BROKER_DB"] = str(resources.enter_context(redis_db_lease()))
-            if project.result_backend == "redis":
-                stack_env["REDIS__RESULT_DB"] = str(resources.enter_context(redis_db_lease()))
-            if project.broker == "rabbitmq":
-                stack_env.update(
-                    {
-                        "RABBITMQ__HOST": RABBIT_HOST,
-                        "RABBITMQ__PORT": str(RABBIT_PORT),
-                        "RABBITMQ__USER": "guest",
-                        "RABBITMQ__PASSWORD": "guest",
-                        "RABBITMQ__VHOST": resources.enter_context(rabbit_vhost()),
-                    }
-                )
-            stack_env.update(env)
             log_dir = tmp_path / f"logs-{len(list(tmp_path.glob('logs-*')))}"
-            log_dir.mkdir()
+            return resources.enter_context(stack_on_shared_servers(project, log_dir, **env))
+
+        yield _make
+
+
+FaultStackFn = Callable[..., tuple[Stack, RedisServer]]
+
+
+@pytest.fixture
+def fault_stack(tmp_path: Path) -> Iterator[FaultStackFn]:
+    """fault_stack(project, persistent=False, **env) -> (Stack, RedisServer).
+
+    Broker and result backend on a throwaway redis-server of this test (which the test may
+    stop and start), the database a fresh one on the shared PostgreSQL.
+    """
+    require_postgres()
+    with contextlib.ExitStack() as resources:
+
+        def _make(
+            project: Project, persistent: bool = False, **env: str
+        ) -> tuple[Stack, RedisServer]:
+            assert project.broker == "redis", "fault tests run the redis broker"
+            server = RedisServer(tmp_path / "redis", persistent=persistent)
+            server.start()
+            resources.callback(server.stop, signal.SIGKILL)
+            database_url = resources.enter_context(postgres_database())
+            stack_env = {
+                **BASE_ENV,
+                "DATABASE__URL": database_url,
+                "REDIS__HOST": "127.0.0.1",
+                "REDIS__PORT": str(server.port),
+                "REDIS__BROKER_DB": "0",
+                "REDIS__RESULT_DB": "1",
+                **env,
+            }
+            log_dir = tmp_path / "logs"
+            log_dir.mkdir(exist_ok=True)
             stack = Stack(project, stack_env, log_dir, database_url)
             resources.callback(stack.close)
             stack.migrate()
-            return stack
+            return stack, server
 
         yield _make

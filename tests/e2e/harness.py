@@ -34,6 +34,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+import yaml
 
 from tests.support import REPO_ROOT, free_port, run, uv_bin
 
@@ -131,7 +132,9 @@ def render_project(answers: Mapping[str, Any], cache_root: Path) -> Project:
                 )
             run([uv_bin(), "sync", "--quiet", "--no-dev"], cwd=target)
             (target / ".rendered").write_text(key)
-    return Project(path=target, answers=dict(answers))
+    # Every answer, the defaults included, as Copier recorded them.
+    recorded = yaml.safe_load((target / ".copier-answers.yml").read_text())
+    return Project(path=target, answers={**recorded, **answers})
 
 
 # --- per-test resources on the shared servers -----------------------------------------
@@ -293,6 +296,19 @@ class Stack:
             env=self._process_env(None),
         )
 
+    def python(self, code: str, extra_env: Mapping[str, str] | None = None) -> str:
+        """Runs a Python snippet in the project's environment (its settings from `env`)."""
+        result = run(
+            [self.project.bin("python"), "-c", code],
+            cwd=self.project.path,
+            env=self._process_env(extra_env),
+            timeout=120,
+        )
+        return result.stdout
+
+    def diagnostics_full(self) -> str:
+        return "\n".join(proc.log() for proc in self.procs)
+
     def diagnostics(self) -> str:
         return "\n".join(proc.tail() for proc in self.procs)
 
@@ -347,6 +363,38 @@ class Stack:
         )
         self.wait_worker_ready(proc)
         return proc
+
+    def start_beat(self, extra_env: Mapping[str, str] | None = None) -> Proc:
+        """Celery beat (projects rendered with beat: it runs the outbox relay)."""
+        schedule = self.log_dir / f"beat-schedule-{self._count['beat'] + 1}"
+        proc = self.spawn(
+            "beat",
+            [
+                self.project.bin("celery"),
+                "-A",
+                f"{self.project.package}.core.celery",
+                "beat",
+                "--loglevel=info",
+                "--schedule",
+                str(schedule),
+            ],
+            extra_env,
+        )
+
+        def started() -> bool:
+            if not proc.alive():
+                pytest.fail(f"beat exited with {proc.popen.returncode}\n{proc.tail()}")
+            return "beat: Starting" in proc.log() or "Scheduler: Sending" in proc.log()
+
+        wait_until(
+            started, bool, limit=STARTUP_LIMIT, what="beat to start", diagnostics=self.diagnostics
+        )
+        return proc
+
+    def start_relay(self) -> None:
+        """Whatever runs this project's outbox relay besides the API: beat, if rendered with it."""
+        if self.project.answers.get("beat"):
+            self.start_beat()
 
     def wait_worker_ready(self, proc: Proc, occurrence: int = 1) -> None:
         def ready() -> bool:

@@ -1,0 +1,388 @@
+"""Faults, each against the real processes of the default project (redis broker and results,
+PostgreSQL) with a throwaway redis-server of the test's own: a worker SIGKILLed mid-run, the
+broker down while orders are posted, the broker restarted under a running worker, the
+database gone while a task runs, and the same task delivered more than once."""
+
+import re
+import signal
+import time
+from collections import Counter
+
+import httpx
+import pytest
+import redis
+
+from .conftest import FaultStackFn, RenderFn
+from .harness import (
+    DRAIN_LIMIT,
+    PG_ADMIN_URL,
+    RedisServer,
+    Stack,
+    TcpProxy,
+    WebhookReceiver,
+    order_rows,
+    post_orders,
+    status_counts,
+    task_statuses,
+    wait_until,
+)
+
+pytestmark = pytest.mark.services
+
+# The only timed assertion of the suite: the issue's bound on a 503 from POST /orders.
+PUBLISH_503_BOUND = 2.0
+# Redis redelivers a task a dead worker had taken once this many seconds have passed (the
+# default is an hour; a test that waits for it sets it short, and says so).
+SHORT_VISIBILITY = "10"
+
+
+def unprocessed_report(stack: Stack, broker: RedisServer | None) -> str:
+    """Which orders are not processed, whether any worker received their task, and what the
+    broker still holds: the evidence when an order goes missing."""
+    rows = order_rows(stack.database_url)
+    open_rows = {order: row for order, row in rows.items() if row["status"] != "processed"}
+    logs = "".join(proc.log() for proc in stack.procs if proc.name == "worker")
+    lines = [f"{len(open_rows)} of {len(rows)} orders not processed:"]
+    for order, row in list(open_rows.items())[:20]:
+        task = str(row["task_id"])
+        lines.append(
+            f"  order {order} status={row['status']} task={task} "
+            f"received={logs.count(f'process_order[{task}] received')} "
+            f"processing_lines={logs.count(order)}"
+        )
+    if broker is not None and broker.proc is not None:
+        client = redis.Redis(host="127.0.0.1", port=broker.port, db=0)
+        lines.append(
+            f"  broker: LLEN orders={client.llen('orders')} "
+            f"HLEN unacked={client.hlen('unacked')} ZCARD unacked_index="
+            f"{client.zcard('unacked_index')}"
+        )
+        client.close()
+    return "\n".join(lines) + "\n" + stack.diagnostics()
+
+
+def wait_all_processed(stack: Stack, expected: int, broker: RedisServer | None = None) -> None:
+    wait_until(
+        lambda: status_counts(stack.database_url),
+        lambda counts: counts.get("processed", 0) == expected,
+        limit=DRAIN_LIMIT,
+        what=f"{expected} processed orders",
+        interval=0.5,
+        diagnostics=lambda: unprocessed_report(stack, broker),
+    )
+
+
+def assert_all_processed_once(stack: Stack, order_ids: set[str], allowed_reruns: int = 0) -> None:
+    """Every order is processed (whole: processed_at set, no error). The business work ran
+    once per order, except at most `allowed_reruns` orders whose run was cut by the fault
+    before its transaction committed (those ran again; their effect still counts once)."""
+    rows = order_rows(stack.database_url)
+    assert set(rows) == order_ids
+    half_done = {
+        order: row
+        for order, row in rows.items()
+        if row["status"] != "processed" or row["processed_at"] is None or row["error"]
+    }
+    assert half_done == {}
+    counts = stack.processing_counts()
+    assert set(counts) == order_ids
+    reruns = {order: n for order, n in counts.items() if n > 1}
+    assert len(reruns) <= allowed_reruns, reruns
+
+
+def test_worker_killed_mid_run_loses_no_order(render: RenderFn, fault_stack: FaultStackFn) -> None:
+    stack, broker = fault_stack(
+        render(),
+        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
+        # A message the killed worker had just popped off Redis, before recording it as
+        # unacknowledged, is gone from the broker (kombu#305, celery#7950; seen here once in
+        # five runs): the relay publishes such a queued-but-not-done order again.
+        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
+        OUTBOX__RELAY_INTERVAL_SECONDS="2",
+    )
+    api = stack.start_api()
+    stack.start_relay()
+    concurrency = 2
+    worker = stack.start_worker(concurrency=concurrency)
+
+    posted = post_orders(api.url, 300)
+    assert [p.status for p in posted] == [202] * 300
+    order_ids = {p.body["data"]["order_id"] for p in posted}
+
+    # Kill the whole worker (main process and pool) with SIGKILL while it is draining.
+    wait_until(
+        lambda: status_counts(stack.database_url).get("processed", 0),
+        lambda n: n >= 60,
+        limit=DRAIN_LIMIT,
+        what="the worker to process some orders",
+        interval=0.05,
+        diagnostics=stack.diagnostics,
+    )
+    worker.kill_group(signal.SIGKILL)
+    worker.popen.wait(10)
+    processed_at_kill = status_counts(stack.database_url).get("processed", 0)
+    assert processed_at_kill < 300, "the worker finished before it was killed"
+    # Tasks were in flight: received by the killed worker, never finished by it.
+    log = worker.log()
+    received = set(re.findall(r"Task orders\.process_order\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"Task orders\.process_order\[([0-9a-f-]+)\] succeeded", log))
+    in_flight = received - finished
+    assert in_flight, "no task was running when the worker was killed"
+
+    stack.start_worker(concurrency=concurrency)
+    wait_all_processed(stack, 300, broker)
+    assert_all_processed_once(stack, order_ids, allowed_reruns=len(in_flight))
+    statuses = task_statuses(api.url, [p.body["data"]["task_id"] for p in posted])
+    assert {answer[1]["status"] for answer in statuses.values()} == {"SUCCESS"}
+
+
+def test_broker_down_answers_503_in_time_and_loses_no_order(
+    render: RenderFn, fault_stack: FaultStackFn
+) -> None:
+    # The broker keeps its data (AOF), as a production one does: what it held before the
+    # outage is still there after it (losing it is the next test's fault).
+    stack, broker = fault_stack(
+        render(),
+        persistent=True,
+        # A task the worker had taken when the broker died comes back after this.
+        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
+        OUTBOX__STALE_AFTER_SECONDS="2",
+        OUTBOX__RELAY_INTERVAL_SECONDS="1",
+    )
+    api = stack.start_api()
+    stack.start_relay()
+    stack.start_worker()
+
+    before = post_orders(api.url, 20, prefix="before")
+    assert [p.status for p in before] == [202] * 20
+
+    broker.stop(signal.SIGKILL)
+    # One at a time, then many at once: every answer is a 503 within the bound, naming the
+    # saved order, and the order is kept (pending) in the database.
+    sequential = [post_orders(api.url, 1, prefix=f"down-{i}")[0] for i in range(5)]
+    burst = post_orders(api.url, 30, concurrency=30, prefix="burst")
+    during = sequential + burst
+    slowest = max(p.elapsed for p in during)
+    print(f"broker down: {len(during)} POSTs, slowest answer {slowest:.3f}s")
+    for answer in during:
+        assert answer.status == 503, answer.body
+        assert answer.headers.get("retry-after"), answer.headers
+        assert answer.body["order_id"]
+        assert answer.body["task_id"]
+        assert "broker unavailable" in answer.body["detail"]
+        assert answer.elapsed <= PUBLISH_503_BOUND, f"503 after {answer.elapsed:.3f}s"
+    rows = order_rows(stack.database_url)
+    assert {rows[p.body["order_id"]]["status"] for p in during} == {"pending"}
+    # A client holding a 503's task id is told "accepted, waiting" (not "unknown").
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        queued = client.get(f"/tasks/{during[0].body['task_id']}")
+        assert (queued.status_code, queued.json()["status"]) == (200, "PENDING")
+
+    broker.start()  # the same port; the relay must publish what the broker never got
+    total = len(before) + len(during)
+    wait_all_processed(stack, total, broker)
+    order_ids = {p.body["data"]["order_id"] for p in before} | {p.body["order_id"] for p in during}
+    assert_all_processed_once(stack, order_ids)
+    task_ids = [p.body["task_id"] for p in during]
+    wait_until(
+        lambda: {a[1]["status"] for a in task_statuses(api.url, task_ids).values()},
+        lambda states: states == {"SUCCESS"},
+        limit=DRAIN_LIMIT,
+        what="the relayed tasks to read SUCCESS",
+        diagnostics=stack.diagnostics,
+    )
+    assert "outbox relay re-published orders" in stack.diagnostics_full()
+
+
+@pytest.mark.parametrize("beat", [True, False], ids=["relay-in-beat", "relay-in-api"])
+def test_tasks_the_broker_lost_are_published_again(
+    render: RenderFn, fault_stack: FaultStackFn, beat: bool
+) -> None:
+    # A Redis broker without persistence, restarted while tasks wait in its queue: they are
+    # gone. (So is the one message a worker killed at the wrong moment had just popped.) The
+    # relay publishes orders still `queued` after OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS again.
+    stack, broker = fault_stack(
+        render(beat=beat),
+        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="5",
+        OUTBOX__RELAY_INTERVAL_SECONDS="1",
+    )
+    api = stack.start_api()
+    posted = post_orders(api.url, 20, prefix="lost")  # no worker yet: the tasks wait
+    assert [p.status for p in posted] == [202] * 20
+    assert status_counts(stack.database_url) == {"queued": 20}
+    broker.stop(signal.SIGKILL)
+    broker.start()
+    client = redis.Redis(host="127.0.0.1", port=broker.port, db=0)
+    assert client.llen("orders") == 0  # every waiting task message is gone
+    client.close()
+
+    stack.start_relay()
+    stack.start_worker()
+    after = post_orders(api.url, 5, prefix="after")  # the API publishes again at once
+    assert [p.status for p in after] == [202] * 5
+    wait_all_processed(stack, 25, broker)
+    order_ids = {p.body["data"]["order_id"] for p in posted + after}
+    assert_all_processed_once(stack, order_ids)
+    assert "outbox relay re-published orders" in stack.diagnostics_full()
+
+
+def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: FaultStackFn) -> None:
+    # A production Redis broker keeps its data (AOF); a broker that forgets its queues on a
+    # restart loses queued tasks whatever the worker does (see docs/faults.md).
+    stack, broker = fault_stack(
+        render(), persistent=True, CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY
+    )
+    api = stack.start_api()
+    worker = stack.start_worker()
+
+    first = post_orders(api.url, 200, prefix="first")
+    assert [p.status for p in first] == [202] * 200
+    wait_until(
+        lambda: status_counts(stack.database_url).get("processed", 0),
+        lambda n: n >= 30,
+        limit=DRAIN_LIMIT,
+        what="the worker to process some orders",
+        interval=0.05,
+    )
+    broker.stop(signal.SIGTERM)
+    time.sleep(1)  # down for a moment, so the worker sees its connection drop
+    broker.start()
+
+    # The worker reconnects by itself (it is never restarted here) and work continues.
+    after = post_orders(api.url, 50, concurrency=10, prefix="after")
+    assert [p.status for p in after] == [202] * 50
+    wait_all_processed(stack, 250, broker)
+    assert worker.alive(), worker.tail()
+    order_ids = {p.body["data"]["order_id"] for p in first + after}
+    assert_all_processed_once(stack, order_ids, allowed_reruns=2)
+    assert len([p for p in stack.procs if p.name == "worker"]) == 1
+
+
+def _db_proxy_url(database_url: str, proxy: TcpProxy) -> str:
+    return database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+
+
+def test_database_down_while_a_task_runs_retries_then_fails_and_alerts(
+    render: RenderFn, fault_stack: FaultStackFn
+) -> None:
+    webhook = WebhookReceiver()
+    proxy = TcpProxy("127.0.0.1", int(PG_ADMIN_URL.split(":")[-1].split("/")[0]))
+    proxy.start()
+    try:
+        stack, _ = fault_stack(render(), ALERTS__WEBHOOK_URL=webhook.url)
+        api = stack.start_api()  # the API reaches PostgreSQL directly
+        # The worker reaches it through the proxy, which the test cuts.
+        worker_env = {
+            "DATABASE__URL": _db_proxy_url(stack.database_url, proxy),
+            "TASKS__MAX_RETRIES": "3",
+            "TASKS__RETRY_BACKOFF_INITIAL": "0.5",
+            "TASKS__RETRY_JITTER": "0.1",
+        }
+        worker = stack.start_worker(worker_env)
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            ok = client.post("/orders", json={"product_id": "warm", "quantity": 1}).json()["data"]
+            wait_all_processed(stack, 1)  # the worker's pool holds live connections now
+
+            proxy.cut()
+            doomed = client.post("/orders", json={"product_id": "doomed", "quantity": 1})
+            assert doomed.status_code == 202
+            order_id, task_id = doomed.json()["data"]["order_id"], doomed.json()["data"]["task_id"]
+            wait_until(
+                lambda: client.get(f"/tasks/{task_id}").json()["status"],
+                lambda status: status == "FAILURE",
+                limit=DRAIN_LIMIT,
+                what="the task to fail after its retries",
+                diagnostics=stack.diagnostics,
+            )
+            # The database is still down for the worker: the order is not final yet.
+            assert order_rows(stack.database_url)[order_id]["status"] == "queued"
+            proxy.restore()
+            wait_until(
+                lambda: order_rows(stack.database_url)[order_id]["status"],
+                lambda status: status == "failed",
+                limit=DRAIN_LIMIT,
+                what="the order to be marked failed",
+                diagnostics=stack.diagnostics,
+            )
+            assert "OperationalError" in (order_rows(stack.database_url)[order_id]["error"] or "")
+            assert order_rows(stack.database_url)[ok["order_id"]]["status"] == "processed"
+            public = client.get(f"/tasks/{task_id}")
+            assert public.json() == {"task_id": task_id, "status": "FAILURE"}
+            assert "Traceback" not in public.text
+
+        records = [r for r in stack.worker_log_records() if r.get("task_id") == task_id]
+        # Retried with exponential backoff: 0.5, 1, 2 s (+ up to 0.1 s jitter).
+        countdowns = [
+            r["countdown"] for r in records if r["message"] == "transient error; retrying"
+        ]
+        assert len(countdowns) == 3, countdowns
+        for attempt, countdown in enumerate(countdowns):
+            assert 0.5 * 2**attempt <= countdown <= 0.5 * 2**attempt + 0.1, countdowns
+        # The structured alert line, once.
+        alerts = [r for r in records if r.get("alert") == "task_failure"]
+        assert len(alerts) == 1, alerts
+        alert = alerts[0]
+        assert alert["level"] == "ERROR"
+        assert alert["task_name"] == "orders.process_order"
+        assert alert["exception_type"] == "OperationalError"
+        assert alert["retries"] == 3
+        # The same alert, received by the webhook.
+        wait_until(
+            lambda: [w for w in webhook.received if w.get("task_id") == task_id],
+            bool,
+            limit=30,
+            what="the webhook call",
+        )
+        hook = next(w for w in webhook.received if w.get("task_id") == task_id)
+        assert hook["alert"] == "task_failure"
+        assert hook["exception_type"] == "OperationalError"
+        assert hook["task_name"] == "orders.process_order"
+        assert worker.alive()
+    finally:
+        proxy.cut()
+        webhook.close()
+
+
+def test_duplicate_delivery_processes_the_order_once(
+    render: RenderFn, fault_stack: FaultStackFn
+) -> None:
+    stack, _ = fault_stack(render())
+    api = stack.start_api()
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        accepted = client.post("/orders", json={"product_id": "dup", "quantity": 2})
+    assert accepted.status_code == 202
+    order_id, task_id = accepted.json()["data"]["order_id"], accepted.json()["data"]["task_id"]
+
+    # The broker now holds the task once; publish the very same task (same id, same
+    # arguments) three more times, as a redelivery or a relay re-publish would.
+    pkg = stack.project.package
+    stack.python(
+        f"from {pkg}.tasks.orders import process_order, process_order_args\n"
+        "import uuid\n"
+        "for _ in range(3):\n"
+        f"    process_order.apply_async(args=process_order_args(uuid.UUID({order_id!r})),"
+        f" task_id={task_id!r})\n"
+    )
+    # Four processes take the four copies at once.
+    stack.start_worker(concurrency=4)
+    wait_all_processed(stack, 1)
+    wait_until(
+        lambda: Counter(
+            r["message"] for r in stack.worker_log_records() if r.get("task_id") == task_id
+        ),
+        lambda seen: seen["processing order"] + seen["order already final; nothing to do"] == 4,
+        limit=DRAIN_LIMIT,
+        what="all four deliveries to run",
+        diagnostics=stack.diagnostics,
+    )
+    assert stack.processing_counts() == {order_id: 1}
+    row = order_rows(stack.database_url)[order_id]
+    assert row["status"] == "processed"
+    statuses = task_statuses(api.url, [task_id])
+    assert statuses[task_id][1]["status"] == "SUCCESS"
+    succeeded = [
+        r
+        for r in stack.worker_log_records()
+        if r.get("message", "").startswith(f"Task orders.process_order[{task_id}] succeeded")
+    ]
+    assert len(succeeded) == 4  # every delivery ended SUCCESS; one of them did the work
