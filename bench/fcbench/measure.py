@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +102,7 @@ def enqueue(system: System, logdir: Path, duration: float, variant: Variant = DE
             with procs.RssSampler({"api": api.pid, "worker": wk.pid}) as rss:
                 res = run_wrk(port, duration)
             res.update(procs.cpu_ms_per(cpu0, procs.cpu_snapshot(pids), res["requests"]))
+            res.update(redis_subscriptions(rport))
             res["api_rss_mb"] = round(rss.peak("api") / 2**20, 1)
             res["worker_rss_mb"] = round(rss.peak("worker") / 2**20, 1)
         finally:
@@ -109,6 +112,22 @@ def enqueue(system: System, logdir: Path, duration: float, variant: Variant = DE
     res["system"] = system.key
     res["variant"] = variant.label
     return res
+
+
+def redis_subscriptions(port: int) -> Result:
+    """Pub/sub channels subscribed on the server and the memory used, after a test."""
+    client = redis.Redis(port=port)
+    try:
+        channels = len(client.pubsub_channels())
+        used = int(client.info("memory")["used_memory"])
+        clients = client.info("clients")
+        return {
+            "redis_pubsub_channels": channels,
+            "redis_used_mb": round(used / 2**20, 2),
+            "redis_clients": int(clients.get("connected_clients", 0)),
+        }
+    finally:
+        client.close()
 
 
 # -- end to end -------------------------------------------------------------------------
@@ -164,6 +183,55 @@ def end_to_end(system: System, logdir: Path, total: int, variant: Variant = DEFA
         "orders_per_s": round(rows / (t1 - t0), 2),
         "post_rps": post["rps"],
         "post_p99_ms": post["p99_ms"],
+    }
+
+
+# -- broker outage: does publishing freeze the event loop? ---------------------------
+def _timed_request(port: int, method: str, path: str, body: bytes | None,
+                   timeout: float) -> tuple[float, int]:
+    t0 = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        headers = {"Content-Type": "application/json"} if body else {}
+        conn.request(method, path, body=body, headers=headers)
+        status = conn.getresponse().status
+        conn.close()
+    except OSError:
+        status = 0
+    return time.monotonic() - t0, status
+
+
+def outage(system: System, logdir: Path, probe_path: str = "/openapi.json") -> Result:
+    """Redis stopped under a running API: one POST /orders, and a cheap GET every 0.2 s."""
+    body = b'{"product_id": "sku-1", "quantity": 1}'
+    with procs.redis_server(logdir) as (rport, rproc):
+        system.reset_db(rport)
+        port = procs.free_port()
+        api = system.start_api(rport, port, logdir)
+        try:
+            _timed_request(port, "POST", "/orders", body, 30)  # warm: connections, imports
+            _timed_request(port, "GET", probe_path, None, 30)
+            rproc.stop()
+            post: list[tuple[float, int]] = []
+            thread = threading.Thread(
+                target=lambda: post.append(_timed_request(port, "POST", "/orders", body, 60))
+            )
+            thread.start()
+            probes: list[float] = []
+            while thread.is_alive() and len(probes) < 200:
+                probes.append(_timed_request(port, "GET", probe_path, None, 60)[0])
+                time.sleep(0.2)
+            thread.join()
+        finally:
+            api.stop()
+    seconds, status = post[0] if post else (0.0, 0)
+    return {
+        "system": system.key,
+        "post_seconds": round(seconds, 2),
+        "post_status": status,
+        "probe_max_s": round(max(probes, default=0.0), 2),
+        "probe_median_s": round(statistics.median(probes), 3) if probes else 0.0,
+        "probes": len(probes),
     }
 
 

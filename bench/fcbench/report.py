@@ -127,11 +127,18 @@ def section_service(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
                 f"| {f(med(enq, key, 'api_rss_mb'))} MB "
                 f"| {f(med(enq, key, 'worker_rss_mb'))} MB |"
             )
+        subs = " ".join(
+            f"{key}: {f(med(enq, key, 'redis_pubsub_channels'), '.0f')} channels, "
+            f"{f(med(enq, key, 'redis_used_mb'))} MB;"
+            for key in ("baseline", "generated")
+        )
         rr, rp = ratio(g_rps, b_rps), ratio(g_p99, b_p99)
         out += [
             "",
             f"Ratios (generated / baseline): requests/s **{f(rr, '.2f', 'x')}**, "
             f"p99 **{f(rp, '.2f', 'x')}**.",
+            "Redis after the test (pub/sub channels still subscribed, memory used): "
+            f"{subs.rstrip(';')}.",
             f"The load generator used at most {share * 100:.0f}% of one core "
             "(its own CPU time over its wall time), so it is not the bottleneck.",
             "",
@@ -175,6 +182,27 @@ def section_service(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
             ("end to end ≥ 50% of the no-op ceiling", f(rc, ".0%"), verdict(ge(rc, 0.5))),
         ]
     return out
+
+
+def section_outage(res: Res) -> list[str]:
+    rows = res.get("outage") or []
+    if not rows:
+        return []
+    out = [
+        "### Broker outage: does publishing freeze the API?",
+        "",
+        "Redis stopped under a running API (no worker): one `POST /orders`, and meanwhile a "
+        "cheap `GET /openapi.json` every 0.2 s. A blocking `delay()` in the async route holds "
+        "the event loop, so every other request waits with it.",
+        "",
+        "| system | POST /orders answered | after | slowest GET meanwhile | median GET |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        status = r["post_status"] or "no answer"
+        out.append(f"| {r['system']} | {status} | {r['post_seconds']:.1f} s "
+                   f"| {r['probe_max_s']:.2f} s | {r['probe_median_s'] * 1000:.0f} ms |")
+    return [*out, ""]
 
 
 def section_tunings(res: Res) -> list[str]:
@@ -309,6 +337,7 @@ def write(res: Res, doc: Path) -> None:
     body: list[str] = []
     body += section_cli(res, targets)
     body += section_service(res, targets)
+    body += section_outage(res)
     body += section_tunings(res)
     body += section_growth(res, targets)
     tests = res.get("tests")

@@ -18,7 +18,7 @@ from fcbench import measure, report, systems
 from fcbench.systems import REPO
 
 RESULTS = REPO / "bench" / "results"
-PHASES = ("cli", "enqueue", "e2e", "noop", "growth", "tunings", "tests")
+PHASES = ("cli", "enqueue", "e2e", "noop", "outage", "tunings", "growth", "tests")
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,12 @@ FULL = Sizes(3, 15, 2000, 4000, (1000, 10_000, 100_000), 4000, (1, 2, 4), 20)
 QUICK = Sizes(1, 6, 500, 1500, (1000, 5000), 1000, (1, 2, 4), 8)
 
 
-def log(msg: str) -> None:
+def log(msg: str, results: dict[str, Any] | None = None) -> None:
+    """Print progress; with results, also save them so far (a crash keeps what was measured)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    if results is not None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "partial.json").write_text(json.dumps(results, indent=2))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -102,45 +106,55 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         log("CLI start-up and render (interleaved runs)")
         results["cli"] = measure.cli(work, sizes.cli_runs)
 
-    service_phases = {"enqueue", "e2e", "noop", "growth", "tunings"} & set(todo)
-    if service_phases:
-        base = systems.baseline()
-        log("preparing the baseline (uv sync)")
-        systems.prepare(base)
-        log("rendering and syncing the generated service")
-        gen = systems.generated(work)
-        systems.prepare(gen)
-        results["systems"] = {
-            s.key: {"project": str(s.project), "uvicorn": s.uvicorn_extra,
-                    "render": s.render_note}
-            for s in (base, gen)
-        }
-        pair = [base, gen]
-        for name in ("enqueue", "e2e", "noop"):
-            results[name] = []
-        for r in range(sizes.rounds):
-            order = pair if r % 2 == 0 else pair[::-1]
-            for s in order:
-                if "enqueue" in todo:
-                    log(f"round {r + 1}: enqueue {s.key} ({sizes.enqueue_s:.0f} s)")
-                    results["enqueue"].append(measure.enqueue(s, logdir, sizes.enqueue_s))
-                if "e2e" in todo:
-                    log(f"round {r + 1}: end to end {s.key} ({sizes.e2e_orders} orders)")
-                    results["e2e"].append(measure.end_to_end(s, logdir, sizes.e2e_orders))
-                if "noop" in todo:
-                    log(f"round {r + 1}: no-op ceiling {s.key} ({sizes.noop_tasks} tasks)")
-                    results["noop"].append(measure.noop_ceiling(s, logdir, sizes.noop_tasks))
-        if "tunings" in todo:
-            results["tunings"] = tunings(gen, logdir, sizes)
-        if "growth" in todo:
-            log(f"growth: backlogs {sizes.backlogs}, concurrency {sizes.concurrencies}")
-            results["growth"] = measure.growth(
-                gen, logdir, sizes.backlogs, sizes.window, sizes.concurrencies
-            )
+    if {"enqueue", "e2e", "noop", "outage", "growth", "tunings"} & set(todo):
+        services(todo, sizes, work, logdir, results)
     if "tests" in todo:
         log("the repository's test suite (pytest -n auto)")
         results["tests"] = measure.test_suite()
     return results
+
+
+def services(
+    todo: list[str], sizes: Sizes, work: Path, logdir: Path, results: dict[str, Any]
+) -> None:
+    base = systems.baseline()
+    log("preparing the baseline (uv sync)")
+    systems.prepare(base)
+    log("rendering and syncing the generated service")
+    gen = systems.generated(work)
+    systems.prepare(gen)
+    results["systems"] = {
+        s.key: {"project": str(s.project), "uvicorn": s.uvicorn_extra,
+                "render": s.render_note}
+        for s in (base, gen)
+    }
+    pair = [base, gen]
+    for name in ("enqueue", "e2e", "noop"):
+        results[name] = []
+    for r in range(sizes.rounds):
+        order = pair if r % 2 == 0 else pair[::-1]
+        for s in order:
+            if "enqueue" in todo:
+                log(f"round {r + 1}: enqueue {s.key} ({sizes.enqueue_s:.0f} s)", results)
+                results["enqueue"].append(measure.enqueue(s, logdir, sizes.enqueue_s))
+            if "e2e" in todo:
+                log(f"round {r + 1}: end to end {s.key} ({sizes.e2e_orders} orders)", results)
+                results["e2e"].append(measure.end_to_end(s, logdir, sizes.e2e_orders))
+            if "noop" in todo:
+                log(f"round {r + 1}: no-op ceiling {s.key} ({sizes.noop_tasks} tasks)", results)
+                results["noop"].append(measure.noop_ceiling(s, logdir, sizes.noop_tasks))
+    if "outage" in todo:
+        results["outage"] = []
+        for s in pair:
+            log(f"broker outage: {s.key}", results)
+            results["outage"].append(measure.outage(s, logdir))
+    if "tunings" in todo:
+        results["tunings"] = tunings(gen, logdir, sizes, results)
+    if "growth" in todo:
+        log(f"growth: backlogs {sizes.backlogs}, concurrency {sizes.concurrencies}", results)
+        results["growth"] = measure.growth(
+            gen, logdir, sizes.backlogs, sizes.window, sizes.concurrencies
+        )
 
 
 TUNING_VARIANTS = (
@@ -154,13 +168,15 @@ TUNING_VARIANTS = (
 )
 
 
-def tunings(gen: systems.System, logdir: Path, sizes: Sizes) -> list[dict[str, Any]]:
+def tunings(
+    gen: systems.System, logdir: Path, sizes: Sizes, results: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The generated service with one setting changed at a time, side by side."""
     variants = [systems.DEFAULT, *TUNING_VARIANTS]
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = results.setdefault("tunings", [])
     for r in range(max(1, sizes.rounds - 1)):
         for v in variants if r % 2 == 0 else variants[::-1]:
-            log(f"round {r + 1}: variant '{v.label}'")
+            log(f"round {r + 1}: variant '{v.label}'", results)
             row = measure.enqueue(gen, logdir, sizes.enqueue_s, v)
             e2e = measure.end_to_end(gen, logdir, sizes.e2e_orders, v)
             row["e2e_orders_per_s"] = e2e["orders_per_s"]

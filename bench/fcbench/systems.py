@@ -24,9 +24,12 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 def uv_env() -> dict[str, str]:
     """The environment for `uv` and the services: pyenv's Pythons visible, no venv leaking in."""
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
-    if "PYENV_VERSION" not in env and shutil.which("pyenv"):
+    root = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    pyenv = shutil.which("pyenv") or (str(root / "bin" / "pyenv") if root.exists() else None)
+    # Always: pyenv's own shims export PYENV_VERSION with a single version.
+    if pyenv:
         out = subprocess.run(
-            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
+            [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
         )
         env["PYENV_VERSION"] = ":".join(out.stdout.split())
     return env
