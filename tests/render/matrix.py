@@ -68,14 +68,20 @@ def combinations() -> list[dict[str, Any]]:
     cycled = [
         name for name, spec in specs.items() if name not in CORE_QUESTIONS and values_of(spec)
     ]
+    flags = [name for name in cycled if specs[name].get("type") == "bool"]
+    choices = [name for name in cycled if name not in flags]
     result = []
     for index, core in enumerate(
         c for c in _all_core_combinations() if not validation_errors({**defaults(), **c})
     ):
         answers = dict(core)
-        for offset, name in enumerate(cycled):
+        for offset, name in enumerate(choices):
             options = values_of(specs[name])
             answers[name] = options[(index + offset) % len(options)]
+        # The other yes/no options count in binary, so every on/off pattern of up to four
+        # of them is rendered, not only "all on" and "all off".
+        for bit, name in enumerate(flags):
+            answers[name] = bool(index >> bit & 1)
         result.append(answers)
     return result
 

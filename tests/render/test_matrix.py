@@ -9,7 +9,7 @@ import yaml
 
 from tests.support import run, uv_bin
 
-from .matrix import combination_id, combinations, rejected_combinations
+from .matrix import combination_id, combinations, questions, rejected_combinations, values_of
 
 # A Jinja expression or block tag left in the output (GitHub Actions' ${{ }} is not Jinja).
 LEFTOVER_JINJA = re.compile(
@@ -28,8 +28,6 @@ def rendered_files(project: Path) -> list[Path]:
 
 
 def test_matrix_covers_every_choice() -> None:
-    from .matrix import questions, values_of
-
     for name, spec in questions().items():
         for value in values_of(spec):
             assert any(c.get(name) == value for c in COMBINATIONS), (name, value)
