@@ -274,7 +274,10 @@ class Stack:
     log_dir: Path
     database_url: str
     procs: list[Proc] = field(default_factory=list)
+    # Workers that exited on their own and were started again by a supervisor.
+    restarts: list[str] = field(default_factory=list)
     _count: Counter[str] = field(default_factory=Counter)
+    _closing: bool = False
 
     def _process_env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -342,8 +345,31 @@ class Stack:
         return api
 
     def start_worker(
-        self, extra_env: Mapping[str, str] | None = None, concurrency: int = 2
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        concurrency: int = 2,
+        supervised: bool = False,
     ) -> Proc:
+        """A worker, ready. `supervised`: restarted when it exits, as a deployment's restart
+        policy does (compose `restart: unless-stopped`, Kubernetes); see `restarts`."""
+        proc = self._spawn_worker(extra_env, concurrency)
+        self.wait_worker_ready(proc)
+        if supervised:
+            threading.Thread(
+                target=self._supervise, args=(proc, extra_env, concurrency), daemon=True
+            ).start()
+        return proc
+
+    def _supervise(self, proc: Proc, extra_env: Mapping[str, str] | None, concurrency: int) -> None:
+        while not self._closing:
+            if not proc.alive() and not self._closing:
+                self.restarts.append(
+                    f"{proc.name} {proc.log_path.name} exited {proc.popen.returncode}"
+                )
+                proc = self._spawn_worker(extra_env, concurrency)
+            time.sleep(0.5)
+
+    def _spawn_worker(self, extra_env: Mapping[str, str] | None, concurrency: int) -> Proc:
         self._count["worker-name"] += 1
         node = f"e2e{self._count['worker-name']}-{secrets.token_hex(3)}@%h"
         proc = self.spawn(
@@ -361,7 +387,6 @@ class Stack:
             ],
             extra_env,
         )
-        self.wait_worker_ready(proc)
         return proc
 
     def start_beat(self, extra_env: Mapping[str, str] | None = None) -> Proc:
@@ -411,6 +436,8 @@ class Stack:
         )
 
     def close(self) -> None:
+        self._closing = True
+        time.sleep(0.6)  # supervisors see the flag before any process goes away
         for proc in reversed(self.procs):
             proc.stop()
 

@@ -82,6 +82,12 @@ def test_malformed_bodies_get_4xx_with_a_reason(running: tuple[Stack, Api]) -> N
     json_header = {"Content-Type": "application/json"}
     cases: list[tuple[str, dict[str, Any], int, str]] = [
         ("not JSON", {"content": b"{product_id: sku", "headers": json_header}, 422, "JSON"),
+        (
+            "not UTF-8",
+            {"content": b'{"product_id": "\xc3\x28"}', "headers": json_header},
+            400,
+            "parsing",
+        ),
         ("plain text", {"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 422, ""),
         ("empty", {"content": b"", "headers": json_header}, 422, ""),
         ("a JSON array", {"json": [1, 2]}, 422, ""),
