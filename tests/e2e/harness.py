@@ -242,7 +242,7 @@ class Proc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         """SIGTERM, then SIGKILL for the whole group if it has not exited after `grace` s."""
         if self.alive():
             self.kill_group(signal.SIGTERM)
