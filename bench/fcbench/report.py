@@ -214,23 +214,32 @@ def section_tunings(res: Res) -> list[str]:
     out = [
         "## Tunings of the generated service, one undone at a time",
         "",
-        "The enqueue and end-to-end tests above, on the generated service with one setting "
-        "changed at a time (Celery settings overridden by `bench/overlay`, without editing the "
-        "service), side by side in this run.",
+        "The enqueue, end-to-end and no-op tests above, on the generated service with one "
+        "setting changed at a time (Celery settings overridden by `bench/overlay`, without "
+        "editing the service), side by side in this run; ratios against 'as generated' in "
+        "brackets. CPU per unit of work is the figure least disturbed by other load on the "
+        "machine.",
         "",
-        "| variant | requests/s | p99 | requests/s vs as generated | API CPU per request "
-        "| orders/s end to end | vs as generated | worker CPU per order |",
+        "| variant | requests/s | p99 | API CPU per request | orders/s end to end "
+        "| worker CPU per order | no-op tasks/s | worker CPU per no-op task |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     ref_e2e = med(rows, "generated", "e2e_orders_per_s", variants[0])
+    ref_noop = med(rows, "generated", "noop_tasks_per_s", variants[0])
     for v in variants:
+        def col(key: str, fmt: str = ".1f", v: str = v) -> str:
+            return f(med(rows, "generated", key, v), fmt)
+
         rps = med(rows, "generated", "rps", v)
         e2e = med(rows, "generated", "e2e_orders_per_s", v)
-        out.append(f"| {v} | {f(rps)} | {f(med(rows, 'generated', 'p99_ms', v))} ms "
-                   f"| {f(ratio(rps, ref), '.2f', 'x')} "
-                   f"| {f(med(rows, 'generated', 'cpu_ms_api', v), '.2f')} ms | {f(e2e)} "
-                   f"| {f(ratio(e2e, ref_e2e), '.2f', 'x')} "
-                   f"| {f(med(rows, 'generated', 'e2e_cpu_ms_worker', v), '.2f')} ms |")
+        noop = med(rows, "generated", "noop_tasks_per_s", v)
+        out.append(
+            f"| {v} | {f(rps)} ({f(ratio(rps, ref), '.2f', 'x')}) | {col('p99_ms', '.0f')} ms "
+            f"| {col('cpu_ms_api', '.2f')} ms | {f(e2e)} ({f(ratio(e2e, ref_e2e), '.2f', 'x')}) "
+            f"| {col('e2e_cpu_ms_worker', '.2f')} ms "
+            f"| {f(noop)} ({f(ratio(noop, ref_noop), '.2f', 'x')}) "
+            f"| {col('noop_cpu_ms_worker', '.2f')} ms |"
+        )
     return [*out, ""]
 
 

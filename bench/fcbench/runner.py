@@ -33,7 +33,7 @@ class Sizes:
     cli_runs: int
 
 
-FULL = Sizes(3, 15, 2000, 4000, (1000, 10_000, 100_000), 4000, (1, 2, 4), 20)
+FULL = Sizes(3, 15, 2000, 3000, (1000, 10_000, 100_000), 3000, (1, 2, 4), 20)
 QUICK = Sizes(1, 6, 500, 1500, (1000, 5000), 1000, (1, 2, 4), 8)
 
 
@@ -157,14 +157,21 @@ def services(
         )
 
 
+_NO_EVENTS = '"worker_send_task_events": false, "task_send_sent_event": false'
 TUNING_VARIANTS = (
     systems.Variant("uvicorn --loop asyncio --http h11", uvicorn_args=()),
     systems.Variant(
-        "no task events (worker_send_task_events, task_send_sent_event off)",
-        celery_conf='{"worker_send_task_events": false, "task_send_sent_event": false}',
+        "task events off (worker_send_task_events, task_send_sent_event)",
+        celery_conf="{" + _NO_EVENTS + "}",
     ),
     systems.Variant("task_track_started off", celery_conf='{"task_track_started": false}'),
-    systems.Variant("plain-text logs (LOG_JSON=false)", env=(("LOG_JSON", "false"),)),
+    systems.Variant(
+        "task events and task_track_started off",
+        celery_conf="{" + _NO_EVENTS + ', "task_track_started": false}',
+    ),
+    systems.Variant(
+        "prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)
+    ),
 )
 
 
@@ -174,13 +181,16 @@ def tunings(
     """The generated service with one setting changed at a time, side by side."""
     variants = [systems.DEFAULT, *TUNING_VARIANTS]
     out: list[dict[str, Any]] = results.setdefault("tunings", [])
-    for r in range(max(1, sizes.rounds - 1)):
+    for r in range(max(1, sizes.rounds - 2)):
         for v in variants if r % 2 == 0 else variants[::-1]:
             log(f"round {r + 1}: variant '{v.label}'", results)
             row = measure.enqueue(gen, logdir, sizes.enqueue_s, v)
             e2e = measure.end_to_end(gen, logdir, sizes.e2e_orders, v)
             row["e2e_orders_per_s"] = e2e["orders_per_s"]
             row["e2e_cpu_ms_worker"] = e2e.get("cpu_ms_worker")
+            noop = measure.noop_ceiling(gen, logdir, sizes.noop_tasks, variant=v)
+            row["noop_tasks_per_s"] = noop["tasks_per_s"]
+            row["noop_cpu_ms_worker"] = noop.get("cpu_ms_worker")
             out.append(row)
     return out
 
