@@ -53,6 +53,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="side-by-side rounds (medians over rounds)")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true", help="keep results in bench/results only")
+    p.add_argument("--merge", action="store_true",
+                   help="add this run's phases to bench/results/latest.json instead of "
+                   "replacing it (e.g. --only tests --merge)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the doc from bench/results/latest.json")
     return p.parse_args(argv)
@@ -208,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         results = run(ns)
         results["context"]["total_s"] = round(time.monotonic() - t0, 1)
+        if ns.merge and latest.exists():
+            merged = json.loads(latest.read_text())
+            new_phases = [p for p in results["phases"] if p not in merged.get("phases", [])]
+            merged["phases"] = [*merged.get("phases", []), *new_phases]
+            merged.setdefault("merged", []).append(results["context"])
+            merged.update({k: v for k, v in results.items()
+                           if k not in {"context", "phases", "merged"}})
+            results = merged
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for path in (RESULTS / f"results-{stamp}.json", latest):
             path.write_text(json.dumps(results, indent=2))
