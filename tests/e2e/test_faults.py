@@ -1,7 +1,11 @@
-"""Faults, each against the real processes of the default project (redis broker and results,
-PostgreSQL) with a throwaway redis-server of the test's own: a worker SIGKILLed mid-run, the
-broker down while orders are posted, the broker restarted under a running worker, the
-database gone while a task runs, and the same task delivered more than once."""
+"""Faults, against the real processes (API, worker, beat) of rendered projects.
+
+Redis faults use a throwaway redis-server of the test's own (the default project: redis
+broker and results, PostgreSQL, beat); RabbitMQ faults use the shared server in a vhost of
+the test's own (through a proxy where the connection is cut). Faults: a worker SIGKILLed mid-run,
+the broker down while orders are posted, a broker that lost its queue, the broker restarted
+under a running worker, the database gone while a task runs, the same task delivered more
+than once. See docs/faults.md for the results."""
 
 import os
 import re
@@ -68,7 +72,8 @@ def unprocessed_report(stack: Stack, broker: RedisServer | None) -> str:
 def wait_all_processed(stack: Stack, expected: int, broker: RedisServer | None = None) -> None:
     wait_until(
         lambda: status_counts(stack.database_url),
-        lambda counts: counts.get("processed", 0) == expected,
+        # Every saved order (a POST retried after a transport error may have saved one more).
+        lambda counts: set(counts) == {"processed"} and counts["processed"] >= expected,
         limit=DRAIN_LIMIT,
         what=f"{expected} processed orders",
         interval=0.5,
@@ -81,7 +86,7 @@ def assert_all_processed_once(stack: Stack, order_ids: set[str], allowed_reruns:
     once per order, except at most `allowed_reruns` orders whose run was cut by the fault
     before its transaction committed (those ran again; their effect still counts once)."""
     rows = order_rows(stack.database_url)
-    assert set(rows) == order_ids
+    assert order_ids <= set(rows)
     half_done = {
         order: row
         for order, row in rows.items()
@@ -89,7 +94,7 @@ def assert_all_processed_once(stack: Stack, order_ids: set[str], allowed_reruns:
     }
     assert half_done == {}
     counts = stack.processing_counts()
-    assert set(counts) == order_ids
+    assert set(counts) == set(rows)
     reruns = {order: n for order, n in counts.items() if n > 1}
     assert len(reruns) <= allowed_reruns, reruns
 
