@@ -225,7 +225,7 @@ def baseline() -> System:
         key="baseline",
         label="seed baseline",
         project=project,
-        db_name="bench_baseline",
+        db_name="bench_baseline" + os.environ.get("BENCH_DB_SUFFIX", ""),
         schema=["python", "-m", "app.create_schema"],
         health_path="/openapi.json",
     )
@@ -271,7 +271,7 @@ def generated(workdir: Path) -> System:
         key="generated",
         label="fastcelery service",
         project=project,
-        db_name="bench_generated",
+        db_name="bench_generated" + os.environ.get("BENCH_DB_SUFFIX", ""),
         schema=["alembic", "upgrade", "head"],
         render_note=note,
     )
