@@ -358,12 +358,14 @@ def write(res: Res, doc: Path) -> None:
     head = [
         "# Benchmarks",
         "",
-        "Run them all and rewrite this page (about 15 minutes; `--quick` takes about 5):",
+        "Run them all and rewrite this page (about 25 minutes on an idle 2-core machine, up to "
+        "50 on a busy one; `--quick` takes about a third of that):",
         "",
         "```bash",
         "bash bench/run.sh            # full run",
         "bash bench/run.sh --quick    # smaller sizes, one round",
         "bash bench/run.sh --only cli,enqueue --rounds 5   # some phases",
+        "bash bench/run.sh --only tests --merge   # add a phase to the last results",
         "```",
         "",
         "The script installs what it needs (wrk from Debian, the `bench` dependency group with "
