@@ -188,10 +188,11 @@ def section_outage(res: Res) -> list[str]:
     rows = res.get("outage") or []
     if not rows:
         return []
+    n_posts = "three" if rows[0].get("post_seconds_each") else "one"
     out = [
         "### Broker outage: does publishing freeze the API?",
         "",
-        "Redis stopped under a running API (no worker): three `POST /orders` in a row, and "
+        f"Redis stopped under a running API (no worker): {n_posts} `POST /orders` in a row, and "
         "meanwhile a cheap `GET /openapi.json` every 0.2 s. A blocking `delay()` in the async "
         "route holds the event loop, so every other request waits with it.",
         "",
@@ -287,6 +288,13 @@ def section_growth(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
         )
     rates = [lv["orders_per_s"] for lv in g["levels"]]
     flat = min(rates) >= 0.8 * max(rates) if rates else None
+    cpus = [float(lv.get("cpu_ms_worker", 0)) for lv in g["levels"]]
+    if cpus and min(cpus) > 0:
+        targets.append((
+            "worker CPU per order does not grow with backlog (largest ≤ 1.2x smallest backlog)",
+            " / ".join(f"{x:.1f}" for x in cpus) + " ms",
+            verdict(cpus[-1] <= 1.2 * cpus[0]),
+        ))
     growth_mb = max(
         (lv["worker_rss_mb_second_half"] - lv["worker_rss_mb_first_half"] for lv in g["levels"]),
         default=0.0,
