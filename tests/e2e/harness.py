@@ -275,7 +275,7 @@ class Stack:
     database_url: str
     procs: list[Proc] = field(default_factory=list)
     # Workers that exited on their own and were started again by a supervisor.
-    restarts: list[str] = field(default_factory=list)
+    restarts: list[Proc] = field(default_factory=list)
     _count: Counter[str] = field(default_factory=Counter)
     _closing: bool = False
 
@@ -367,9 +367,7 @@ class Stack:
     def _supervise(self, proc: Proc, extra_env: Mapping[str, str] | None, concurrency: int) -> None:
         while not self._closing:
             if not proc.alive() and not self._closing:
-                self.restarts.append(
-                    f"{proc.name} {proc.log_path.name} exited {proc.popen.returncode}"
-                )
+                self.restarts.append(proc)
                 proc = self._spawn_worker(extra_env, concurrency)
             time.sleep(0.5)
 

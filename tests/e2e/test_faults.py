@@ -44,6 +44,29 @@ PUBLISH_503_BOUND = 2.0
 SHORT_VISIBILITY = "10"
 
 
+# Celery 5.7.0 / kombu 5.7.0: on a lost Redis connection with tasks in flight, the consumer's
+# cleanup (Connection.release -> Channel.close -> restore_unacked -> _connparams) meets a
+# transport whose client is already None; the AttributeError is not a connection error, so
+# the worker stops ("Unrecoverable error"). Seen in 2 of about 10 runs of faults 2 and 3.
+KOMBU_RECONNECT_CRASH = "no attribute 'hostname'"
+
+
+def xfail_if_worker_crashed_on_reconnect(stack: Stack) -> None:
+    """Call last, once everything else is asserted. A worker that exited is acceptable only
+    with the known kombu crash above, restarted by the supervisor (as a deployment's restart
+    policy does): the test then reports XFAIL, not PASS, so the upstream bug stays visible."""
+    if not stack.restarts:
+        return
+    for dead in stack.restarts:
+        log = dead.log()
+        if "Unrecoverable error" not in log or KOMBU_RECONNECT_CRASH not in log:
+            pytest.fail(f"a worker exited for an unknown reason\n{dead.tail()}")
+    pytest.xfail(
+        f"{len(stack.restarts)} worker(s) exited on reconnecting (kombu 5.7 AttributeError "
+        "'hostname' in restore_unacked) and were restarted; every order was still processed"
+    )
+
+
 def unprocessed_report(stack: Stack, broker: RedisServer | None) -> str:
     """Which orders are not processed, whether any worker received their task, and what the
     broker still holds: the evidence when an order goes missing."""
@@ -185,14 +208,13 @@ def test_broker_down_answers_503_in_time_and_loses_no_order(
         persistent=True,
         # A task the worker had taken when the broker died comes back after this.
         CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
+        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
         OUTBOX__STALE_AFTER_SECONDS="2",
         OUTBOX__RELAY_INTERVAL_SECONDS="1",
     )
     api = stack.start_api()
     stack.start_relay()
-    # Supervised: Celery 5.7's worker was seen to exit here once ("Unrecoverable error:
-    # AttributeError ... 'hostname'" in kombu's restore_unacked while reconnecting); a
-    # deployment restarts it (compose restart policy, Kubernetes), and so does this test.
+    # Supervised: see KOMBU_RECONNECT_CRASH (a deployment restarts a worker that exits).
     stack.start_worker(supervised=True)
 
     before = post_orders(api.url, 20, prefix="before")
@@ -234,7 +256,7 @@ def test_broker_down_answers_503_in_time_and_loses_no_order(
         diagnostics=stack.diagnostics,
     )
     assert "outbox relay re-published orders" in stack.diagnostics_full()
-    print(f"broker down: worker restarts by the supervisor: {stack.restarts}")
+    xfail_if_worker_crashed_on_reconnect(stack)
 
 
 @pytest.mark.parametrize("beat", [True, False], ids=["relay-in-beat", "relay-in-api"])
@@ -273,10 +295,19 @@ def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: Fa
     # A production Redis broker keeps its data (AOF); a broker that forgets its queues on a
     # restart loses queued tasks whatever the worker does (see docs/faults.md).
     stack, broker = fault_stack(
-        render(), persistent=True, CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY
+        render(),
+        persistent=True,
+        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
+        # A message a worker had just popped when the connection dropped is gone (the BRPOP
+        # window, and the kombu crash below): the relay publishes such orders again.
+        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
+        OUTBOX__RELAY_INTERVAL_SECONDS="2",
     )
     api = stack.start_api()
-    worker = stack.start_worker()
+    stack.start_relay()
+    # Supervised only so that the known kombu crash (see KOMBU_RECONNECT_CRASH) ends in an
+    # XFAIL with every order checked; without it, the worker reconnects by itself: PASS.
+    worker = stack.start_worker(supervised=True)
 
     first = post_orders(api.url, 200, prefix="first")
     assert [p.status for p in first] == [202] * 200
@@ -295,9 +326,11 @@ def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: Fa
     after = post_orders(api.url, 50, concurrency=10, prefix="after")
     assert [p.status for p in after] == [202] * 50
     wait_all_processed(stack, 250, broker)
-    assert worker.alive(), worker.tail()
     order_ids = {p.body["data"]["order_id"] for p in first + after}
     assert_all_processed_once(stack, order_ids, allowed_reruns=2)
+    xfail_if_worker_crashed_on_reconnect(stack)
+    # No restart: the very worker started above reconnected by itself.
+    assert worker.alive(), worker.tail()
     assert len([p for p in stack.procs if p.name == "worker"]) == 1
 
 
