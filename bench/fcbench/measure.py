@@ -45,14 +45,19 @@ class Wrk:
         threads: int = 2,
     ) -> Wrk:
         argv = [
-            "wrk", f"-t{threads}", f"-c{connections}",
-            f"-d{int(duration) if duration else 3600}s", "--timeout", "30s",
-            "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}",
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{int(duration) if duration else 3600}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(WRK_SCRIPT),
+            f"http://127.0.0.1:{port}",
         ]
         if total:
             argv += ["--", str(total // threads)]
-        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
+        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return cls(popen, time.monotonic())
 
     def interrupt(self) -> None:
@@ -132,8 +137,12 @@ def redis_subscriptions(port: int) -> Result:
 
 # -- end to end -------------------------------------------------------------------------
 def wait_done(
-    system: System, total: int, *, on_all_posted: Callable[[], None] | None = None,
-    stall: float = 90.0, interval: float = 0.1,
+    system: System,
+    total: int,
+    *,
+    on_all_posted: Callable[[], None] | None = None,
+    stall: float = 90.0,
+    interval: float = 0.1,
 ) -> tuple[float, int, int]:
     """Poll the order table until `total` rows exist and are done; (time, rows, failed)."""
     last_progress = time.monotonic()
@@ -187,8 +196,9 @@ def end_to_end(system: System, logdir: Path, total: int, variant: Variant = DEFA
 
 
 # -- broker outage: does publishing freeze the event loop? ---------------------------
-def _timed_request(port: int, method: str, path: str, body: bytes | None,
-                   timeout: float) -> tuple[float, int]:
+def _timed_request(
+    port: int, method: str, path: str, body: bytes | None, timeout: float
+) -> tuple[float, int]:
     t0 = time.monotonic()
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -258,9 +268,7 @@ def busiest_list(client: redis.Redis) -> bytes:
     return max(lists, key=lambda k: int(client.llen(k)), default=b"celery")
 
 
-def drain_rate(
-    samples: Sequence[tuple[float, int]], skip: int = 50
-) -> tuple[float, int, float]:
+def drain_rate(samples: Sequence[tuple[float, int]], skip: int = 50) -> tuple[float, int, float]:
     """From (time, remaining) samples: (tasks/s, tasks counted, seconds), warm-up skipped."""
     start_n = samples[0][1]
     t_a, n_a = next(((t, n) for t, n in samples if n <= start_n - skip), samples[0])
@@ -277,8 +285,14 @@ def noop_ceiling(
         system.publish_noops(rport, total, variant)
         client = redis.Redis(port=rport, db=0)
         before = queue_depth(client)
-        wk = system.start_worker(rport, logdir, concurrency=concurrency, app="bench_overlay",
-                                 name="noop", variant=variant)
+        wk = system.start_worker(
+            rport,
+            logdir,
+            concurrency=concurrency,
+            app="bench_overlay",
+            name="noop",
+            variant=variant,
+        )
         samples: list[tuple[float, int]] = []
         queue = busiest_list(client)
         pids = {"worker": wk.pid, "redis": rproc.pid}
@@ -321,15 +335,22 @@ def redis_mem(port: int) -> int:
 
 
 def drain_window(
-    system: System, *, rport: int, logdir: Path, concurrency: int, target_done: int,
-    redis_proc: procs.Proc, api: procs.Proc,
+    system: System,
+    *,
+    rport: int,
+    logdir: Path,
+    concurrency: int,
+    target_done: int,
+    redis_proc: procs.Proc,
+    api: procs.Proc,
 ) -> Result:
     """Run a worker until `target_done` more orders are done; rate over that window."""
     with psycopg.connect(system.db_url, autocommit=True) as conn:
         rows, done0 = system.counts(conn)
         mem0 = redis_mem(rport)
-        wk = system.start_worker(rport, logdir, concurrency=concurrency,
-                                 name=f"drain-c{concurrency}")
+        wk = system.start_worker(
+            rport, logdir, concurrency=concurrency, name=f"drain-c{concurrency}"
+        )
         samples: list[tuple[float, int]] = []
         try:
             pids = {"worker": wk.pid, "api": api.pid, "redis": redis_proc.pid}
@@ -372,7 +393,10 @@ def drain_window(
 
 
 def growth(
-    system: System, logdir: Path, backlogs: Sequence[int], window: int,
+    system: System,
+    logdir: Path,
+    backlogs: Sequence[int],
+    window: int,
     concurrencies: Sequence[int],
 ) -> Result:
     """Backlogs enqueued with the worker stopped, then drained by windows.
@@ -404,15 +428,30 @@ def growth(
                     "redis_rss_mb_backlog": round(procs.rss_tree(rproc.pid) / 2**20, 1),
                 }
                 level.update(
-                    drain_window(system, rport=rport, logdir=logdir, concurrency=2,
-                                 target_done=min(backlog, window), redis_proc=rproc, api=api)
+                    drain_window(
+                        system,
+                        rport=rport,
+                        logdir=logdir,
+                        concurrency=2,
+                        target_done=min(backlog, window),
+                        redis_proc=rproc,
+                        api=api,
+                    )
                 )
                 levels.append(level)
                 if i == len(backlogs) - 1:
                     for c in concurrencies:
-                        sweep.append(drain_window(
-                            system, rport=rport, logdir=logdir, concurrency=c,
-                            target_done=window, redis_proc=rproc, api=api))
+                        sweep.append(
+                            drain_window(
+                                system,
+                                rport=rport,
+                                logdir=logdir,
+                                concurrency=c,
+                                target_done=window,
+                                redis_proc=rproc,
+                                api=api,
+                            )
+                        )
             finally:
                 api.stop()
     return {"system": system.key, "levels": levels, "concurrency": sweep, "window": window}
@@ -420,8 +459,11 @@ def growth(
 
 # -- the CLI -------------------------------------------------------------------------------
 def interleaved(
-    commands: dict[str, list[str]], runs: int, warmup: int = 2,
-    prepare: Callable[[str], None] | None = None, cwd: Path | None = None,
+    commands: dict[str, list[str]],
+    runs: int,
+    warmup: int = 2,
+    prepare: Callable[[str], None] | None = None,
+    cwd: Path | None = None,
 ) -> dict[str, Result]:
     """Wall time of each command, runs interleaved (A B A B ...) so noise hits both alike."""
     times: dict[str, list[float]] = {k: [] for k in commands}
@@ -431,8 +473,9 @@ def interleaved(
             if prepare:
                 prepare(key)
             t0 = time.perf_counter()
-            res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 cwd=cwd, check=False)
+            res = subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, check=False
+            )
             dt = time.perf_counter() - t0
             codes[key] = res.returncode
             if i >= warmup:
@@ -466,8 +509,9 @@ def answers_source(project: Path) -> tuple[str, str | None] | None:
 def cli(workdir: Path, runs: int) -> Result:
     venv = REPO / ".venv" / "bin"
     fastcelery, copier = str(venv / "fastcelery"), str(venv / "copier")
-    helps = interleaved({"fastcelery --help": [fastcelery, "--help"],
-                         "copier --help": [copier, "--help"]}, runs)
+    helps = interleaved(
+        {"fastcelery --help": [fastcelery, "--help"], "copier --help": [copier, "--help"]}, runs
+    )
     out = workdir / "render"
     dirs = {"fastcelery new": out / "a", "copier copy": out / "b"}
 
@@ -475,8 +519,15 @@ def cli(workdir: Path, runs: int) -> Result:
         shutil.rmtree(dirs[key], ignore_errors=True)
         dirs[key].mkdir(parents=True)
 
-    new = [fastcelery, "new", "x", "--defaults", "--no-git", "--output",
-           str(dirs["fastcelery new"])]
+    new = [
+        fastcelery,
+        "new",
+        "x",
+        "--defaults",
+        "--no-git",
+        "--output",
+        str(dirs["fastcelery new"]),
+    ]
     # Copier renders exactly what `fastcelery new` rendered: the source and ref it recorded.
     fresh("fastcelery new")
     subprocess.run(new, cwd=workdir, capture_output=True, check=False)
@@ -487,16 +538,26 @@ def cli(workdir: Path, runs: int) -> Result:
     if ref:
         copy += ["--vcs-ref", ref]
     copy += [src, str(dirs["copier copy"] / "x")]
-    renders = interleaved({"fastcelery new": new, "copier copy": copy},
-                          max(3, runs // 2), warmup=1, prepare=fresh, cwd=workdir)
+    renders = interleaved(
+        {"fastcelery new": new, "copier copy": copy},
+        max(3, runs // 2),
+        warmup=1,
+        prepare=fresh,
+        cwd=workdir,
+    )
     shutil.rmtree(out, ignore_errors=True)
     return {"help": helps, "render": renders, "template_src": src, "template_ref": ref}
 
 
 def test_suite() -> Result:
     t0 = time.monotonic()
-    res = subprocess.run(["uv", "run", "pytest", "-q", "-n", "auto", "-p", "no:cacheprovider"],
-                         cwd=REPO, capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        ["uv", "run", "pytest", "-q", "-n", "auto", "-p", "no:cacheprovider"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     secs = time.monotonic() - t0
     tail = [ln for ln in res.stdout.splitlines() if ln.strip()][-1:] or [""]
     return {"seconds": round(secs, 1), "exit_code": res.returncode, "summary": tail[0]}

@@ -140,9 +140,7 @@ def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
     return {k: cpu_tree(v) for k, v in pids.items()}
 
 
-def cpu_ms_per(
-    before: dict[str, float], after: dict[str, float], count: int
-) -> dict[str, float]:
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
     """Milliseconds of CPU per unit of work, per process tree."""
     return {
         f"cpu_ms_{k}": round((after[k] - before[k]) * 1000 / count, 3) if count else 0.0
@@ -228,8 +226,17 @@ def redis_server(logdir: Path) -> Iterator[tuple[int, Proc]]:
     proc = start(
         f"redis-{port}",
         [
-            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(logdir),
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(logdir),
         ],
         cwd=logdir,
         env=os.environ,

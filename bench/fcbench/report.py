@@ -17,8 +17,10 @@ Res = dict[str, Any]
 
 def med(rows: list[Res], system: str, key: str, variant: str | None = None) -> float | None:
     vals = [
-        float(r[key]) for r in rows
-        if r.get("system") == system and (variant is None or r.get("variant") == variant)
+        float(r[key])
+        for r in rows
+        if r.get("system") == system
+        and (variant is None or r.get("variant") == variant)
         and r.get(key) is not None
     ]
     return statistics.median(vals) if vals else None
@@ -98,8 +100,10 @@ def section_service(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
         "",
     ]
     for key, s in systems.items():
-        out.append(f"- {key}: uvicorn {' '.join(s['uvicorn']) or '(defaults)'}"
-                   + (f"; rendered with `{s['render']}`" if s.get("render") else ""))
+        out.append(
+            f"- {key}: uvicorn {' '.join(s['uvicorn']) or '(defaults)'}"
+            + (f"; rendered with `{s['render']}`" if s.get("render") else "")
+        )
     out.append("")
     b_rps, g_rps = med(enq, "baseline", "rps"), med(enq, "generated", "rps")
     b_p99, g_p99 = med(enq, "baseline", "p99_ms"), med(enq, "generated", "p99_ms")
@@ -163,11 +167,14 @@ def section_service(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
         ]
         for key in ("baseline", "generated"):
             eo, nt = med(e2e, key, "orders_per_s"), med(noop, key, "tasks_per_s")
-            cpu = " / ".join(f(med(e2e, key, f"cpu_ms_{p}"), ".2f") for p in
-                             ("api", "worker", "redis"))
-            out.append(f"| {key} | {f(eo)} | {f(nt)} | {f(ratio(eo, nt), '.0%')} "
-                       f"| {f(med(e2e, key, 'failed'), '.0f')} | {cpu} ms "
-                       f"| {f(med(noop, key, 'cpu_ms_worker'), '.2f')} ms |")
+            cpu = " / ".join(
+                f(med(e2e, key, f"cpu_ms_{p}"), ".2f") for p in ("api", "worker", "redis")
+            )
+            out.append(
+                f"| {key} | {f(eo)} | {f(nt)} | {f(ratio(eo, nt), '.0%')} "
+                f"| {f(med(e2e, key, 'failed'), '.0f')} | {cpu} ms "
+                f"| {f(med(noop, key, 'cpu_ms_worker'), '.2f')} ms |"
+            )
         be, ge_ = med(e2e, "baseline", "orders_per_s"), med(e2e, "generated", "orders_per_s")
         gn = med(noop, "generated", "tasks_per_s")
         re, rc = ratio(ge_, be), ratio(ge_, gn)
@@ -201,9 +208,11 @@ def section_outage(res: Res) -> list[str]:
     ]
     for r in rows:
         each = r.get("post_seconds_each") or [r["post_seconds"]]
-        out.append(f"| {r['system']} | {r['post_status']} "
-                   f"| {' / '.join(f'{t:.1f}' for t in each)} s "
-                   f"| {r['probe_max_s']:.2f} s | {r['probe_median_s'] * 1000:.0f} ms |")
+        out.append(
+            f"| {r['system']} | {r['post_status']} "
+            f"| {' / '.join(f'{t:.1f}' for t in each)} s "
+            f"| {r['probe_max_s']:.2f} s | {r['probe_median_s'] * 1000:.0f} ms |"
+        )
     return [*out, ""]
 
 
@@ -229,6 +238,7 @@ def section_tunings(res: Res) -> list[str]:
     ref_e2e = med(rows, "generated", "e2e_orders_per_s", variants[0])
     ref_noop = med(rows, "generated", "noop_tasks_per_s", variants[0])
     for v in variants:
+
         def col(key: str, fmt: str = ".1f", v: str = v) -> str:
             return f(med(rows, "generated", key, v), fmt)
 
@@ -290,23 +300,31 @@ def section_growth(res: Res, targets: list[tuple[str, str, str]]) -> list[str]:
     flat = min(rates) >= 0.8 * max(rates) if rates else None
     cpus = [float(lv.get("cpu_ms_worker", 0)) for lv in g["levels"]]
     if cpus and min(cpus) > 0:
-        targets.append((
-            "worker CPU per order does not grow with backlog (largest ≤ 1.2x smallest backlog)",
-            " / ".join(f"{x:.1f}" for x in cpus) + " ms",
-            verdict(cpus[-1] <= 1.2 * cpus[0]),
-        ))
+        targets.append(
+            (
+                "worker CPU per order does not grow with backlog (largest ≤ 1.2x smallest backlog)",
+                " / ".join(f"{x:.1f}" for x in cpus) + " ms",
+                verdict(cpus[-1] <= 1.2 * cpus[0]),
+            )
+        )
     growth_mb = max(
         (lv["worker_rss_mb_second_half"] - lv["worker_rss_mb_first_half"] for lv in g["levels"]),
         default=0.0,
     )
-    targets.append((
-        "throughput does not fall with backlog (slowest level ≥ 80% of fastest)",
-        " / ".join(f"{x:.0f}" for x in rates) + " orders/s", verdict(flat),
-    ))
-    targets.append((
-        "worker memory bounded while draining (2nd half - 1st half of a window)",
-        f"{growth_mb:+.1f} MB", verdict(growth_mb < 20),
-    ))
+    targets.append(
+        (
+            "throughput does not fall with backlog (slowest level ≥ 80% of fastest)",
+            " / ".join(f"{x:.0f}" for x in rates) + " orders/s",
+            verdict(flat),
+        )
+    )
+    targets.append(
+        (
+            "worker memory bounded while draining (2nd half - 1st half of a window)",
+            f"{growth_mb:+.1f} MB",
+            verdict(growth_mb < 20),
+        )
+    )
     if plot(g):
         out += ["", f"![throughput against backlog and concurrency](img/{PLOT.name})"]
     return [*out, ""]
@@ -327,18 +345,26 @@ def plot(g: Res) -> bool:
     ax1.set_ylabel("orders/s (worker -c 2)")
     ax1.set_ylim(bottom=0)
     ax1r = ax1.twinx()
-    ax1r.plot([x["backlog"] for x in lv], [x["worker_rss_mb_peak"] for x in lv], "s--",
-              color="tab:red", label="worker RSS (MB)")
+    ax1r.plot(
+        [x["backlog"] for x in lv],
+        [x["worker_rss_mb_peak"] for x in lv],
+        "s--",
+        color="tab:red",
+        label="worker RSS (MB)",
+    )
     ax1r.set_ylabel("worker RSS, MB", color="tab:red")
     ax1r.set_ylim(bottom=0)
     cs = g["concurrency"]
-    ax2.bar([str(c["concurrency"]) for c in cs], [c["orders_per_s"] for c in cs],
-            color="tab:blue")
+    ax2.bar([str(c["concurrency"]) for c in cs], [c["orders_per_s"] for c in cs], color="tab:blue")
     ax2.set_xlabel("worker concurrency (-c)")
     ax2.set_ylabel("orders/s")
     ax2r = ax2.twinx()
-    ax2r.plot([str(c["concurrency"]) for c in cs], [c["worker_rss_mb_peak"] for c in cs],
-              "s--", color="tab:red")
+    ax2r.plot(
+        [str(c["concurrency"]) for c in cs],
+        [c["worker_rss_mb_peak"] for c in cs],
+        "s--",
+        color="tab:red",
+    )
     ax2r.set_ylabel("worker RSS, MB", color="tab:red")
     ax2r.set_ylim(bottom=0)
     fig.suptitle("Generated service: drain throughput and worker memory")
@@ -360,9 +386,13 @@ def write(res: Res, doc: Path) -> None:
     body += section_growth(res, targets)
     tests = res.get("tests")
     if tests:
-        body += ["## The repository's test suite", "",
-                 f"`uv run pytest -n auto`: {tests['seconds']:.0f} s wall "
-                 f"(exit {tests['exit_code']}; {tests['summary']}).", ""]
+        body += [
+            "## The repository's test suite",
+            "",
+            f"`uv run pytest -n auto`: {tests['seconds']:.0f} s wall "
+            f"(exit {tests['exit_code']}; {tests['summary']}).",
+            "",
+        ]
     head = [
         "# Benchmarks",
         "",

@@ -53,11 +53,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="side-by-side rounds (medians over rounds)")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true", help="keep results in bench/results only")
-    p.add_argument("--merge", action="store_true",
-                   help="add this run's phases to bench/results/latest.json instead of "
-                   "replacing it (e.g. --only tests --merge)")
-    p.add_argument("--report-only", action="store_true",
-                   help="rewrite the doc from bench/results/latest.json")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="add this run's phases to bench/results/latest.json instead of "
+        "replacing it (e.g. --only tests --merge)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite the doc from bench/results/latest.json"
+    )
     return p.parse_args(argv)
 
 
@@ -75,8 +79,9 @@ def phases(ns: argparse.Namespace) -> list[str]:
 def context(sizes: Sizes, quick: bool) -> dict[str, Any]:
     def out(*argv: str) -> str:
         try:
-            return subprocess.run(argv, capture_output=True, text=True, check=False,
-                                  cwd=REPO).stdout.strip()
+            return subprocess.run(
+                argv, capture_output=True, text=True, check=False, cwd=REPO
+            ).stdout.strip()
         except OSError:
             return ""
 
@@ -127,8 +132,7 @@ def services(
     gen = systems.generated(work)
     systems.prepare(gen)
     results["systems"] = {
-        s.key: {"project": str(s.project), "uvicorn": s.uvicorn_extra,
-                "render": s.render_note}
+        s.key: {"project": str(s.project), "uvicorn": s.uvicorn_extra, "render": s.render_note}
         for s in (base, gen)
     }
     pair = [base, gen]
@@ -172,9 +176,7 @@ TUNING_VARIANTS = (
         "task events and task_track_started off",
         celery_conf="{" + _NO_EVENTS + ', "task_track_started": false}',
     ),
-    systems.Variant(
-        "prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)
-    ),
+    systems.Variant("prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)),
 )
 
 
@@ -216,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             new_phases = [p for p in results["phases"] if p not in merged.get("phases", [])]
             merged["phases"] = [*merged.get("phases", []), *new_phases]
             merged.setdefault("merged", []).append(results["context"])
-            merged.update({k: v for k, v in results.items()
-                           if k not in {"context", "phases", "merged"}})
+            merged.update(
+                {k: v for k, v in results.items() if k not in {"context", "phases", "merged"}}
+            )
             results = merged
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for path in (RESULTS / f"results-{stamp}.json", latest):

@@ -144,10 +144,19 @@ class System:
         flags = self.uvicorn_extra if variant.uvicorn_args is None else list(variant.uvicorn_args)
         target = "bench_overlay_asgi:app" if variant.overlay else self.asgi_app
         argv = [
-            self.bin("uvicorn"), target, "--host", "127.0.0.1", "--port", str(port), *flags,
+            self.bin("uvicorn"),
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *flags,
         ]
         proc = procs.start(
-            f"{self.key}-api", argv, cwd=self.project, env=self.env(redis_port, variant=variant),
+            f"{self.key}-api",
+            argv,
+            cwd=self.project,
+            env=self.env(redis_port, variant=variant),
             logdir=logdir,
         )
         try:
@@ -169,12 +178,22 @@ class System:
     ) -> procs.Proc:
         app = app or ("bench_overlay" if variant.overlay else self.worker_app)
         argv = [
-            self.bin("celery"), "-A", app, "worker", "--loglevel=info",
-            "-c", str(concurrency), "-n", f"{self.key}-{name}@%h",
+            self.bin("celery"),
+            "-A",
+            app,
+            "worker",
+            "--loglevel=info",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{self.key}-{name}@%h",
         ]
         proc = procs.start(
-            f"{self.key}-{name}", argv, cwd=self.project,
-            env=self.env(redis_port, concurrency, variant), logdir=logdir,
+            f"{self.key}-{name}",
+            argv,
+            cwd=self.project,
+            env=self.env(redis_port, concurrency, variant),
+            logdir=logdir,
         )
         if not procs.wait_log(proc, " ready.", timeout=60):
             time.sleep(2)  # a logging setup that hides the banner: give it time
@@ -183,13 +202,18 @@ class System:
     def enqueue_direct(self, redis_port: int, count: int) -> None:
         subprocess.run(
             [self.bin("python"), "-m", "bench_enqueue", str(count)],
-            cwd=self.project, env=self.env(redis_port), check=True, capture_output=True,
+            cwd=self.project,
+            env=self.env(redis_port),
+            check=True,
+            capture_output=True,
         )
 
     def publish_noops(self, redis_port: int, count: int, variant: Variant = DEFAULT) -> None:
         subprocess.run(
             [self.bin("python"), "-m", "bench_overlay", str(count)],
-            cwd=self.project, env=self.env(redis_port, variant=variant), check=True,
+            cwd=self.project,
+            env=self.env(redis_port, variant=variant),
+            check=True,
             capture_output=True,
         )
 
@@ -210,7 +234,8 @@ def stack(
     try:
         wk = (
             system.start_worker(redis_port, logdir, concurrency=concurrency, variant=variant)
-            if worker else None
+            if worker
+            else None
         )
         yield api, wk
     finally:
@@ -244,19 +269,37 @@ def render_generated(workdir: Path) -> tuple[Path, str]:
     attempts = [
         (
             "fastcelery new benchsvc --defaults --no-git",
-            [str(venv_bin / "fastcelery"), "new", "benchsvc", "--defaults", "--no-git",
-             "--output", str(out)],
+            [
+                str(venv_bin / "fastcelery"),
+                "new",
+                "benchsvc",
+                "--defaults",
+                "--no-git",
+                "--output",
+                str(out),
+            ],
         ),
         (
             "copier copy --defaults (the CLI failed)",
-            [str(venv_bin / "copier"), "copy", "--trust", "--defaults", "--quiet",
-             "--vcs-ref", "HEAD", "--data", "project_name=benchsvc", str(REPO),
-             str(out / "benchsvc")],
+            [
+                str(venv_bin / "copier"),
+                "copy",
+                "--trust",
+                "--defaults",
+                "--quiet",
+                "--vcs-ref",
+                "HEAD",
+                "--data",
+                "project_name=benchsvc",
+                str(REPO),
+                str(out / "benchsvc"),
+            ],
         ),
     ]
     for note, argv in attempts:
-        res = subprocess.run(argv, cwd=workdir, env=uv_env(), capture_output=True, text=True,
-                             check=False)
+        res = subprocess.run(
+            argv, cwd=workdir, env=uv_env(), capture_output=True, text=True, check=False
+        )
         found = sorted(p.parent for p in out.rglob("alembic.ini"))
         if res.returncode == 0 and found:
             return found[0], note

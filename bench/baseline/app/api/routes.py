@@ -14,9 +14,7 @@ router = APIRouter()
 
 
 @router.post("/orders", response_model=ApiResponse[dict[str, str]])
-async def create_order(
-    order: OrderCreate, service: OrderServiceDep
-) -> ApiResponse[dict[str, str]]:
+async def create_order(order: OrderCreate, service: OrderServiceDep) -> ApiResponse[dict[str, str]]:
     db_order = await service.create(order)
     task = process_order.delay(db_order.id)
     return ApiResponse(data={"order_id": str(db_order.id), "task_id": task.id})
