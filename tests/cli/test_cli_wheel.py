@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import uv_bin
+
 from .clihelpers import REPO_ROOT
-
-
-def _uv() -> str:
-    beside = Path(sys.executable).parent / "uv"
-    found = str(beside) if beside.exists() else shutil.which("uv")
-    if not found:
-        pytest.skip("uv is not installed")
-    return found
 
 
 def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -31,7 +24,7 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_wheel_install_renders_offline(tmp_path: Path) -> None:
-    uv = _uv()
+    uv = uv_bin()
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     dist = tmp_path / "dist"
     _run([uv, "build", "--wheel", "--out-dir", str(dist), str(REPO_ROOT)], env=env)
