@@ -497,6 +497,11 @@ class Posted:
     elapsed: float
     headers: dict[str, str]
 
+    @property
+    def order_id(self) -> str:
+        """The saved order's id: a 202 carries it in `data`, a 503 (order kept) at the top."""
+        return str(self.body["data"]["order_id"] if self.status == 202 else self.body["order_id"])
+
 
 def post_orders(
     base_url: str, count: int, concurrency: int = 50, prefix: str = "sku"

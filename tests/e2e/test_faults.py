@@ -24,6 +24,7 @@ from .harness import (
     PG_ADMIN_URL,
     RABBIT_HOST,
     RABBIT_PORT,
+    STARTUP_LIMIT,
     RedisServer,
     Stack,
     TcpProxy,
@@ -274,7 +275,13 @@ def test_tasks_the_broker_lost_are_published_again(
     api = stack.start_api()
     posted = post_orders(api.url, 20, prefix="lost")  # no worker yet: the tasks wait
     assert [p.status for p in posted] == [202] * 20
-    assert status_counts(stack.database_url) == {"queued": 20}
+    wait_until(  # the API records `queued` in batches, a moment after its 202
+        lambda: status_counts(stack.database_url),
+        lambda counts: counts == {"queued": 20},
+        limit=STARTUP_LIMIT,
+        what="all 20 orders to be marked queued",
+        interval=0.05,
+    )
     broker.stop(signal.SIGKILL)
     broker.start()
     client = redis.Redis(host="127.0.0.1", port=broker.port, db=0)
@@ -291,11 +298,6 @@ def test_tasks_the_broker_lost_are_published_again(
     assert "outbox relay re-published orders" in stack.diagnostics_full()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky on a loaded 2-core machine: after a broker outage the worker (kombu 5.7) or the "
-    "API's publishes do not always recover within the test's wait; see docs/faults.md (open)",
-)
 def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: FaultStackFn) -> None:
     # A production Redis broker keeps its data (AOF); a broker that forgets its queues on a
     # restart loses queued tasks whatever the worker does (see docs/faults.md).
@@ -327,11 +329,13 @@ def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: Fa
     time.sleep(1)  # down for a moment, so the worker sees its connection drop
     broker.start()
 
-    # The worker reconnects by itself (it is never restarted here) and work continues.
+    # The worker reconnects by itself (it is never restarted here) and work continues. A
+    # POST racing the API's own reconnect may get the designed 503 (order kept, relayed).
     after = post_orders(api.url, 50, concurrency=10, prefix="after")
-    assert [p.status for p in after] == [202] * 50
+    assert {p.status for p in after} <= {202, 503}, [p.body for p in after]
+    assert sum(p.status == 202 for p in after) >= 40, [p.body for p in after]
     wait_all_processed(stack, 250, broker)
-    order_ids = {p.body["data"]["order_id"] for p in first + after}
+    order_ids = {p.body["data"]["order_id"] for p in first} | {p.order_id for p in after}
     assert_all_processed_once(stack, order_ids, allowed_reruns=2)
     xfail_if_worker_crashed_on_reconnect(stack)
     # No restart: the very worker started above reconnected by itself.
@@ -476,11 +480,6 @@ def test_duplicate_delivery_processes_the_order_once(
     assert len(succeeded) == 4  # every delivery ended SUCCESS; one of them did the work
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky on a loaded 2-core machine: after a broker outage the worker (kombu 5.7) or the "
-    "API's publishes do not always recover within the test's wait; see docs/faults.md (open)",
-)
 def test_rabbitmq_connection_cut_then_restored(
     render: RenderFn, shared_stack: SharedStackFn
 ) -> None:
