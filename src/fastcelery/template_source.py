@@ -22,6 +22,8 @@ See docs/updating.md.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import hashlib
 import os
 import re
 import shutil
@@ -34,9 +36,12 @@ from fastcelery.gitutil import git
 from fastcelery.questions import COPIER_YML, load_config
 
 CACHE_ENV = "FASTCELERY_TEMPLATE_CACHE"
-_IGNORE = shutil.ignore_patterns(
-    "__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".venv"
-)
+_IGNORED = ("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".venv")
+_IGNORE = shutil.ignore_patterns(*_IGNORED)
+# In the cache's .git: one "<fingerprint> <tag>" line per bundle content already committed,
+# so a `new` with an unchanged bundle skips the copy and the git commands (most of the
+# CLI's own cost on top of Copier's render).
+_FINGERPRINTS = "fastcelery-fingerprints"
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,48 @@ def _copy_bundle(bundled_root: Path, repo: Path) -> None:
         shutil.copytree(bundled_root / subdir, repo / subdir, ignore=_IGNORE, symlinks=True)
 
 
+def _bundle_files(bundled_root: Path) -> list[Path]:
+    """The files `_copy_bundle` copies, in a stable order."""
+    subdir = str(load_config(bundled_root / COPIER_YML).settings.get("_subdirectory") or "")
+    files = [bundled_root / COPIER_YML]
+    if subdir:
+        for path in sorted((bundled_root / subdir).rglob("*")):
+            parts = path.relative_to(bundled_root).parts
+            ignored = any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in _IGNORED)
+            if not ignored and (path.is_file() or path.is_symlink()):
+                files.append(path)
+    return files
+
+
+def bundle_fingerprint(bundled_root: Path, version: str) -> str:
+    """Identifies the bundle's content under this version (a new version gets its own tag)."""
+    digest = hashlib.sha256(version.encode() + b"\0")
+    for path in _bundle_files(bundled_root):
+        digest.update(path.relative_to(bundled_root).as_posix().encode() + b"\0")
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        digest.update(hashlib.sha256(content).digest())
+        digest.update(b"\1" if os.access(path, os.X_OK) else b"\0")
+    return digest.hexdigest()
+
+
+def _recorded_tag(repo: Path, fingerprint: str) -> str | None:
+    """The tag already holding this bundle content, if the record says so and the tag exists."""
+    record = repo / ".git" / _FINGERPRINTS
+    if not record.is_file():
+        return None
+    for line in record.read_text(encoding="utf-8").splitlines():
+        known, _, tag = line.partition(" ")
+        if known == fingerprint and tag:
+            exists = git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}", check=False)
+            return tag if exists.returncode == 0 else None
+    return None
+
+
+def _record_tag(repo: Path, fingerprint: str, tag: str) -> None:
+    with (repo / ".git" / _FINGERPRINTS).open("a", encoding="utf-8") as record:
+        record.write(f"{fingerprint} {tag}\n")
+
+
 def _tags(repo: Path) -> list[str]:
     out = git(repo, "tag", "--list", "v*").stdout
     return [t for t in out.split() if t]
@@ -99,39 +146,49 @@ def _tree_of(repo: Path, ref: str) -> str:
 def ensure_version(bundled_root: Path, version: str = __version__, repo: Path | None = None) -> str:
     """Commit the bundled template into the cache repository; return the tag of its content."""
     repo = repo or cache_repo_path()
+    fingerprint = bundle_fingerprint(bundled_root, version)
     with _locked(repo):
         if not (repo / ".git").is_dir():
             repo.mkdir(parents=True, exist_ok=True)
             git(repo, "init", "-q")
-        _copy_bundle(bundled_root, repo)
-        git(repo, "add", "-A")
-        tree = git(repo, "write-tree").stdout.strip()
-        base = f"v{version}"
-        post = re.compile(rf"^{re.escape(base)}\.post(\d+)$")
-        ours = [t for t in _tags(repo) if t == base or post.match(t)]
-        # Newest first: the exact tag, then .postN by N descending.
-        ours.sort(key=lambda t: int(m.group(1)) if (m := post.match(t)) else 0, reverse=True)
-        for tag in ours:
-            if _tree_of(repo, tag) == tree:
-                git(repo, "checkout", "-q", "--detach", tag)
-                return tag
-        if base not in ours:
-            tag = base
-        else:
-            numbers = [int(m.group(1)) for t in ours if (m := post.match(t))]
-            tag = f"{base}.post{max(numbers, default=0) + 1}"
-        git(
-            repo,
-            "commit",
-            "-q",
-            "--no-verify",
-            "--allow-empty",
-            "-m",
-            f"fastcelery template {tag}",
-            identity=True,
-        )
-        git(repo, "tag", tag)
+        elif recorded := _recorded_tag(repo, fingerprint):
+            return recorded
+        tag = _commit_bundle(bundled_root, version, repo)
+        _record_tag(repo, fingerprint, tag)
         return tag
+
+
+def _commit_bundle(bundled_root: Path, version: str, repo: Path) -> str:
+    """Copy the bundle into the work tree; return the tag that holds it, tagging if new."""
+    _copy_bundle(bundled_root, repo)
+    git(repo, "add", "-A")
+    tree = git(repo, "write-tree").stdout.strip()
+    base = f"v{version}"
+    post = re.compile(rf"^{re.escape(base)}\.post(\d+)$")
+    ours = [t for t in _tags(repo) if t == base or post.match(t)]
+    # Newest first: the exact tag, then .postN by N descending.
+    ours.sort(key=lambda t: int(m.group(1)) if (m := post.match(t)) else 0, reverse=True)
+    for tag in ours:
+        if _tree_of(repo, tag) == tree:
+            git(repo, "checkout", "-q", "--detach", tag)
+            return tag
+    if base not in ours:
+        tag = base
+    else:
+        numbers = [int(m.group(1)) for t in ours if (m := post.match(t))]
+        tag = f"{base}.post{max(numbers, default=0) + 1}"
+    git(
+        repo,
+        "commit",
+        "-q",
+        "--no-verify",
+        "--allow-empty",
+        "-m",
+        f"fastcelery template {tag}",
+        identity=True,
+    )
+    git(repo, "tag", tag)
+    return tag
 
 
 def resolve(template: str | None, vcs_ref: str | None, bundled_root: Path) -> TemplateSource:
