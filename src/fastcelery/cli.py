@@ -5,9 +5,7 @@ PyYAML and fastcelery's light modules only. Copier, Jinja and anything heavy are
 imported inside the commands that use them.
 
 The options of ``fastcelery new`` (and ``update``) are built at run time from
-``copier.yml``: each question becomes ``--<name-with-dashes>`` (``type: bool``
-questions become ``--x/--no-x``), with the help, choices and default of
-``copier.yml``.
+``copier.yml`` by :mod:`fastcelery.params`.
 """
 
 from __future__ import annotations
@@ -23,6 +21,16 @@ import typer
 
 from fastcelery import __version__
 from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.params import (
+    NAME_QUESTION,
+    flag_declaration,
+    flag_questions,
+    flag_values,
+    keyword,
+    option,
+    question_parameters,
+    with_signature,
+)
 from fastcelery.paths import TemplateNotFoundError, template_root
 from fastcelery.questions import (
     COPIER_YML,
@@ -46,27 +54,6 @@ REFUSED_VALUES: dict[str, dict[str, str]] = {
         ),
     },
 }
-
-#: The question answered by the NAME argument of ``fastcelery new``.
-NAME_QUESTION = "project_name"
-#: Options of our own; a copier.yml question may not take these flags.
-OWN_FLAGS = frozenset(
-    {
-        "--output",
-        "--data",
-        "--defaults",
-        "--force",
-        "--git",
-        "--no-git",
-        "--template",
-        "--vcs-ref",
-        "--pretend",
-        "--help",
-        "--version",
-        "--json",
-    }
-)
-_PARAM_PREFIX = "q__"
 
 
 class CommandError(Exception):
@@ -95,84 +82,11 @@ def _run_reporting_errors(work: Callable[[], None]) -> None:
         raise typer.Exit(130) from None
 
 
-# --------------------------------------------------------------------------- questions → flags
+# --------------------------------------------------------------------------- copier.yml
 
 
 def load_template_config() -> TemplateConfig:
     return load_config(template_root() / COPIER_YML)
-
-
-def flag_questions(config: TemplateConfig, *, with_name: bool = False) -> list[Question]:
-    """The questions that get their own flag (all but NAME's, unless a flag would clash)."""
-    result = []
-    for question in config.questions:
-        if question.name == NAME_QUESTION and not with_name:
-            continue
-        flags = (
-            {question.flag, "--no-" + question.flag[2:]} if question.is_bool else {question.flag}
-        )
-        if flags & OWN_FLAGS:
-            continue
-        result.append(question)
-    return result
-
-
-def option_help(question: Question, *, for_update: bool = False) -> str:
-    parts = [question.help or question.name.replace("_", " ")]
-    if question.choices is not None:
-        parts.append(f"[choices: {', '.join(question.choice_strings or ())}]")
-    if for_update:
-        parts.append("[default: the recorded answer]")
-    elif question.has_default:
-        parts.append(f"[default: {question.describe_default()}]")
-    return " ".join(parts)
-
-
-def question_parameter(question: Question, *, for_update: bool = False) -> inspect.Parameter:
-    """A Typer option for one question; ``None`` means "not given on the command line"."""
-    if question.is_bool:
-        decl = f"{question.flag}/--no-{question.flag[2:]}"
-        option = typer.Option(
-            None, decl, help=option_help(question, for_update=for_update), show_default=False
-        )
-        annotation: Any = bool | None
-    else:
-        metavar = "|".join(question.choice_strings) if question.choice_strings else "TEXT"
-        option = typer.Option(
-            None,
-            question.flag,
-            help=option_help(question, for_update=for_update),
-            show_default=False,
-            metavar=metavar if question.type == "str" else question.type.upper(),
-        )
-        annotation = str | None
-    return inspect.Parameter(
-        _PARAM_PREFIX + question.name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=option,
-        annotation=annotation,
-    )
-
-
-def _with_signature(
-    func: Callable[..., None],
-    fixed: Sequence[inspect.Parameter],
-    extra: Sequence[inspect.Parameter],
-) -> Callable[..., None]:
-    func.__signature__ = inspect.Signature([*fixed, *extra])  # type: ignore[attr-defined]
-    func.__annotations__ = {}
-    return func
-
-
-def _flag_values(
-    config: TemplateConfig, kwargs: Mapping[str, Any], *, with_name: bool = False
-) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for question in flag_questions(config, with_name=with_name):
-        value = kwargs.get(_PARAM_PREFIX + question.name)
-        if value is not None:
-            values[question.name] = value
-    return values
 
 
 # --------------------------------------------------------------------------- answers
@@ -296,109 +210,74 @@ def _root(
 
 
 def _common_parameters() -> list[inspect.Parameter]:
-    kw = inspect.Parameter.KEYWORD_ONLY
+    """The options that ``new`` and ``update`` share."""
     return [
-        inspect.Parameter(
+        option(
             "data",
-            kw,
-            default=typer.Option(
-                None,
-                "--data",
-                "-d",
-                metavar="KEY=VALUE",
-                help="Answer any copier.yml question (repeatable); value parsed by the "
-                "question's type.",
-            ),
-            annotation=list[str] | None,
+            list[str] | None,
+            None,
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Answer any copier.yml question (repeatable); value parsed by the "
+            "question's type.",
         ),
-        inspect.Parameter(
+        option(
             "defaults",
-            kw,
-            default=typer.Option(
-                False,
-                "--defaults",
-                help="Never prompt: unanswered questions take their defaults (automatic when "
-                "stdin is not a terminal).",
-            ),
-            annotation=bool,
-        ),
-    ]
-
-
-def _template_parameters() -> list[inspect.Parameter]:
-    kw = inspect.Parameter.KEYWORD_ONLY
-    return [
-        inspect.Parameter(
-            "template",
-            kw,
-            default=typer.Option(
-                None,
-                "--template",
-                metavar="PATH_OR_URL",
-                help="Render from this Copier template (git URL or path) instead of the "
-                "bundled one.",
-            ),
-            annotation=str | None,
+            bool,
+            False,
+            "--defaults",
+            help="Never prompt: unanswered questions take their defaults (automatic when "
+            "stdin is not a terminal).",
         ),
     ]
 
 
 def _vcs_ref_parameter(help_text: str) -> inspect.Parameter:
-    return inspect.Parameter(
-        "vcs_ref",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=typer.Option(None, "--vcs-ref", metavar="REF", help=help_text),
-        annotation=str | None,
-    )
+    return option("vcs_ref", str | None, None, "--vcs-ref", metavar="REF", help=help_text)
 
 
 def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
-    kw = inspect.Parameter.KEYWORD_ONLY
     name_help = "Project name; the project is created in OUTPUT/NAME."
     if config is not None and NAME_QUESTION in config.names:
         name_help = f"{config.question(NAME_QUESTION).help}. Created in OUTPUT/NAME."
     return [
-        inspect.Parameter(
-            "name",
-            kw,
-            default=typer.Argument(..., metavar="NAME", help=name_help, show_default=False),
-            annotation=str,
+        keyword(
+            "name", str, typer.Argument(..., metavar="NAME", help=name_help, show_default=False)
         ),
-        inspect.Parameter(
+        option(
             "output",
-            kw,
-            default=typer.Option(
-                None,
-                "--output",
-                "-o",
-                metavar="DIR",
-                help="Directory in which NAME is created [default: current directory].",
-            ),
-            annotation=Path | None,
+            Path | None,
+            None,
+            "--output",
+            "-o",
+            metavar="DIR",
+            help="Directory in which NAME is created [default: current directory].",
         ),
-        inspect.Parameter(
+        option(
             "force",
-            kw,
-            default=typer.Option(
-                False,
-                "--force",
-                help="Render into a non-empty directory; files that differ are reported.",
-            ),
-            annotation=bool,
+            bool,
+            False,
+            "--force",
+            help="Render into a non-empty directory; files that differ are reported.",
         ),
-        inspect.Parameter(
+        option(
             "git",
-            kw,
-            default=typer.Option(
-                True,
-                "--git/--no-git",
-                show_default=False,
-                help="git init and commit the new project [default: --git].",
-            ),
-            annotation=bool,
+            bool,
+            True,
+            "--git/--no-git",
+            show_default=False,
+            help="git init and commit the new project [default: --git].",
         ),
         *_common_parameters(),
-        *_template_parameters(),
+        option(
+            "template",
+            str | None,
+            None,
+            "--template",
+            metavar="PATH_OR_URL",
+            help="Render from this Copier template (git URL or path) instead of the bundled one.",
+        ),
         _vcs_ref_parameter(
             "Git tag/commit of the template to render (default: the installed version's tag)."
         ),
@@ -414,8 +293,8 @@ def new_command(config: TemplateConfig | None) -> Callable[..., None]:
         """Render a new FastAPI + Celery service into OUTPUT/NAME."""
         _run_reporting_errors(lambda: _new(kwargs))
 
-    extra = [question_parameter(q) for q in flag_questions(config)] if config else []
-    return _with_signature(new, _new_parameters(config), extra)
+    extra = question_parameters(config, for_update=False)
+    return with_signature(new, _new_parameters(config), extra)
 
 
 def _new(kwargs: Mapping[str, Any]) -> None:
@@ -433,7 +312,7 @@ def _new(kwargs: Mapping[str, Any]) -> None:
         )
     given = collect_answers(
         config or bundled,
-        _flag_values(bundled, kwargs),
+        flag_values(bundled, kwargs),
         kwargs["data"] or (),
         fixed={NAME_QUESTION: name},
         fixed_labels={NAME_QUESTION: "NAME"},
@@ -473,36 +352,26 @@ def _new(kwargs: Mapping[str, Any]) -> None:
 
 
 def _update_parameters() -> list[inspect.Parameter]:
-    kw = inspect.Parameter.KEYWORD_ONLY
     return [
-        inspect.Parameter(
+        keyword(
             "path",
-            kw,
-            default=typer.Argument(
+            Path,
+            typer.Argument(
                 Path("."),
                 metavar="PATH",
                 help="The generated project [default: .].",
                 show_default=False,
             ),
-            annotation=Path,
         ),
-        inspect.Parameter(
-            "pretend",
-            kw,
-            default=typer.Option(False, "--pretend", help="Dry run: show, change nothing."),
-            annotation=bool,
-        ),
-        inspect.Parameter(
+        option("pretend", bool, False, "--pretend", help="Dry run: show, change nothing."),
+        option(
             "conflict",
-            kw,
-            default=typer.Option(
-                "inline",
-                "--conflict",
-                metavar="inline|rej",
-                help="How conflicts are written: inline markers or .rej files [default: inline].",
-                show_default=False,
-            ),
-            annotation=str,
+            str,
+            "inline",
+            "--conflict",
+            metavar="inline|rej",
+            help="How conflicts are written: inline markers or .rej files [default: inline].",
+            show_default=False,
         ),
         *_common_parameters(),
         _vcs_ref_parameter(
@@ -521,12 +390,8 @@ def update_command(config: TemplateConfig | None) -> Callable[..., None]:
         """
         _run_reporting_errors(lambda: _update(kwargs))
 
-    extra = (
-        [question_parameter(q, for_update=True) for q in flag_questions(config, with_name=True)]
-        if config
-        else []
-    )
-    return _with_signature(update, _update_parameters(), extra)
+    extra = question_parameters(config, for_update=True)
+    return with_signature(update, _update_parameters(), extra)
 
 
 #: Exit code of an update that left conflicts to resolve.
@@ -546,7 +411,7 @@ def _update(kwargs: Mapping[str, Any]) -> None:
     ours = update.uses_cache(project)
     given = collect_answers(
         config,
-        _flag_values(config, kwargs, with_name=True),
+        flag_values(config, kwargs, with_name=True),
         kwargs["data"] or (),
         allow_unknown=not ours,
     )
@@ -604,7 +469,7 @@ def describe_questions(config: TemplateConfig) -> list[dict[str, Any]]:
         if q.name == NAME_QUESTION:
             flag = "NAME"
         elif q.name in flags:
-            flag = f"{q.flag}/--no-{q.flag[2:]}" if q.is_bool else q.flag
+            flag = flag_declaration(q)
         else:
             flag = f"--data {q.name}=VALUE"
         rows.append(

@@ -13,6 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from fastcelery import __version__, cli
+from fastcelery.params import NAME_QUESTION
 from fastcelery.paths import TemplateNotFoundError, template_root
 from fastcelery.questions import format_value, load_config, parse_config
 
@@ -63,7 +64,7 @@ def test_every_question_has_a_flag_with_its_choices_and_default() -> None:
     config = load_config(template_root() / "copier.yml")
     params = _new_params()
     for q in config.questions:
-        if q.name == cli.NAME_QUESTION:
+        if q.name == NAME_QUESTION:
             continue
         assert q.flag in params, f"copier.yml question {q.name} has no flag {q.flag}"
         param = params[q.flag]
