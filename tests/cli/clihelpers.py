@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FASTCELERY = Path(sys.executable).parent / "fastcelery"
@@ -37,6 +38,31 @@ def run_cli(
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+class Outcome(Protocol):
+    """A finished CLI run: a :class:`Result` or ``typer.testing``'s result."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    @property
+    def stdout(self) -> str: ...
+
+    @property
+    def stderr(self) -> str: ...
+
+
+def assert_one_error_line(result: Outcome, *fragments: str, exit_code: int = 2) -> None:
+    """The run failed (a usage error by default) with ONE error line naming every fragment."""
+    shown = f"exit code {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.exit_code == exit_code, shown
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, shown
+    assert result.stderr.count("\n") == 1, shown
+    assert lines[0].startswith("fastcelery: error: "), shown
+    for fragment in fragments:
+        assert fragment in lines[0], shown
 
 
 def tree(path: Path) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -11,98 +12,80 @@ from typer.testing import CliRunner
 
 from fastcelery import cli
 
-from .clihelpers import run_cli, tree
+from .clihelpers import assert_one_error_line, run_cli, tree
 
-BAD_INPUTS = [
-    pytest.param(
-        ["new", "Bad_Name"],
-        ["invalid project name 'Bad_Name'", "slug"],
-        id="invalid-project-name",
-    ),
-    pytest.param(
-        ["new", "svc", "--package-name", "celery"],
+#: Bad answers to ``fastcelery new``: (id, command line, fragments of the one error line).
+BAD_INPUTS: list[tuple[str, str, list[str]]] = [
+    ("invalid-project-name", "new Bad_Name", ["invalid project name 'Bad_Name'", "slug"]),
+    (
+        "package-name-shadows-library",
+        "new svc --package-name celery",
         ["invalid --package-name 'celery'", "shadows no keyword or library"],
-        id="package-name-shadows-library",
     ),
-    pytest.param(
-        ["new", "svc", "--broker", "kafka"],
+    (
+        "unknown-choice",
+        "new svc --broker kafka",
         ["invalid --broker 'kafka': choose one of redis, rabbitmq"],
-        id="unknown-choice",
     ),
-    pytest.param(
-        ["new", "svc", "--result-backend", "rpc"],
+    (
+        "refused-choice",
+        "new svc --result-backend rpc",
         [
             "--result-backend 'rpc' is not offered",
             "read only once",
             "GET /tasks/{id}",
             "choose one of redis, postgresql, none",
         ],
-        id="refused-choice",
     ),
-    pytest.param(
-        ["new", "svc", "--data", "result_backend=rpc"],
+    (
+        "refused-choice-via-data",
+        "new svc --data result_backend=rpc",
         ["--data result_backend='rpc' is not offered", "read only once"],
-        id="refused-choice-via-data",
     ),
-    pytest.param(
-        ["new", "svc", "--result-backend", "postgresql", "--database", "sqlite"],
+    (
+        "invalid-combination",
+        "new svc --result-backend postgresql --database sqlite",
         ["invalid --result-backend 'postgresql'", "needs database 'postgresql'"],
-        id="invalid-combination",
     ),
-    pytest.param(
-        ["new", "svc", "--data", "colour=red"],
-        ["unknown --data key 'colour'", "broker"],
-        id="unknown-data-key",
-    ),
-    pytest.param(
-        ["new", "svc", "--data", "broker"],
-        ["malformed --data 'broker': expected KEY=VALUE"],
-        id="malformed-data",
-    ),
-    pytest.param(
-        ["new", "svc", "--data", "=redis"],
-        ["malformed --data '=redis'"],
-        id="malformed-data-empty-key",
-    ),
-    pytest.param(
-        ["new", "svc", "--broker", "redis", "--data", "broker=rabbitmq"],
+    ("unknown-data-key", "new svc --data colour=red", ["unknown --data key 'colour'", "broker"]),
+    ("malformed-data", "new svc --data broker", ["malformed --data 'broker': expected KEY=VALUE"]),
+    ("malformed-data-empty-key", "new svc --data =redis", ["malformed --data '=redis'"]),
+    (
+        "flag-and-data-for-same-key",
+        "new svc --broker redis --data broker=rabbitmq",
         ["--data broker=... conflicts with --broker"],
-        id="flag-and-data-for-same-key",
     ),
-    pytest.param(
-        ["new", "svc", "--data", "project_name=other"],
+    (
+        "data-for-name",
+        "new svc --data project_name=other",
         ["--data project_name=... conflicts with NAME"],
-        id="data-for-name",
     ),
-    pytest.param(
-        ["new", "svc", "--data", "pydantic=maybe"],
+    (
+        "bad-bool-via-data",
+        "new svc --data pydantic=maybe",
         ["invalid --data pydantic='maybe': expected a value of type bool"],
-        id="bad-bool-via-data",
     ),
-    pytest.param(
-        ["new", "svc", "--data", "broker=kafka"],
+    (
+        "unknown-choice-via-data",
+        "new svc --data broker=kafka",
         ["invalid --data broker='kafka': choose one of redis, rabbitmq"],
-        id="unknown-choice-via-data",
     ),
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), BAD_INPUTS)
+@pytest.mark.parametrize(
+    ("command_line", "expected"), [pytest.param(c, e, id=i) for i, c, e in BAD_INPUTS]
+)
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-    runner: CliRunner, tmp_path: Path, args: list[str], expected: list[str]
+    runner: CliRunner, tmp_path: Path, command_line: str, expected: list[str]
 ) -> None:
-    before = tree(tmp_path)
-    cache_before = tree(Path(os.environ["FASTCELERY_TEMPLATE_CACHE"]).parent)
-    result = runner.invoke(cli.app, [*args, "--output", str(tmp_path)])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("fastcelery: error: ")
-    for fragment in expected:
-        assert fragment in lines[0]
+    cache = Path(os.environ["FASTCELERY_TEMPLATE_CACHE"]).parent
+    before, cache_before = tree(tmp_path), tree(cache)
+    result = runner.invoke(cli.app, [*shlex.split(command_line), "--output", str(tmp_path)])
+    assert_one_error_line(result, *expected)
     assert result.stdout == ""
     assert tree(tmp_path) == before
-    assert tree(Path(os.environ["FASTCELERY_TEMPLATE_CACHE"]).parent) == cache_before
+    assert tree(cache) == cache_before
 
 
 def test_non_empty_target_without_force(runner: CliRunner, tmp_path: Path) -> None:
@@ -111,10 +94,7 @@ def test_non_empty_target_without_force(runner: CliRunner, tmp_path: Path) -> No
     (target / "mine.txt").write_text("precious\n")
     before = tree(tmp_path)
     result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path)])
-    assert result.exit_code == 2
-    assert result.stderr.count("\n") == 1
-    assert "is not empty" in result.stderr
-    assert "--force" in result.stderr
+    assert_one_error_line(result, "is not empty", "--force")
     assert tree(tmp_path) == before
     assert (target / "mine.txt").read_text() == "precious\n"
 
@@ -122,31 +102,30 @@ def test_non_empty_target_without_force(runner: CliRunner, tmp_path: Path) -> No
 def test_target_directory_not_created_on_error(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "not-yet"
     result = runner.invoke(cli.app, ["new", "svc", "-o", str(out), "--broker", "kafka"])
-    assert result.exit_code == 2
+    assert_one_error_line(result)
     assert not out.exists()
 
 
 # ---- real processes: click's own usage errors are one line too, with exit code 2
 
+#: (id, command line run in an empty directory, fragment of the one error line).
+REAL_PROCESS_ERRORS: list[tuple[str, str, str]] = [
+    ("unknown-option", "new svc --colour red", "No such option"),
+    ("missing-name", "new", "Missing argument 'NAME'"),
+    ("update-outside-a-project", "update .", "is not a generated project"),
+    ("invalid-conflict-style", "update . --conflict both", "invalid --conflict 'both'"),
+    ("unknown-command", "frobnicate", "No such command"),
+    ("invalid-project-name", "new Bad_Name", "invalid project name 'Bad_Name'"),
+    ("refused-choice", "new svc --result-backend rpc", "is not offered"),
+]
+
 
 @pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["new", "svc", "--colour", "red"], "No such option"),
-        (["new"], "Missing argument 'NAME'"),
-        (["update", "."], "is not a generated project"),
-        (["update", ".", "--conflict", "both"], "invalid --conflict 'both'"),
-        (["frobnicate"], "No such command"),
-        (["new", "Bad_Name"], "invalid project name 'Bad_Name'"),
-        (["new", "svc", "--result-backend", "rpc"], "is not offered"),
-    ],
+    ("command_line", "fragment"), [pytest.param(c, f, id=i) for i, c, f in REAL_PROCESS_ERRORS]
 )
-def test_usage_errors_in_a_real_process(tmp_path: Path, args: list[str], fragment: str) -> None:
-    result = run_cli([*args], cwd=tmp_path)
-    assert result.exit_code == 2, result
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("fastcelery: error: ")
-    assert fragment in result.stderr
+def test_usage_errors_in_a_real_process(tmp_path: Path, command_line: str, fragment: str) -> None:
+    result = run_cli(shlex.split(command_line), cwd=tmp_path)
+    assert_one_error_line(result, fragment)
     assert tree(tmp_path) == []
 
 
@@ -155,10 +134,7 @@ def test_missing_git_fails_before_writing(tmp_path: Path) -> None:
     empty_bin.mkdir()
     env = {**os.environ, "PATH": str(empty_bin)}
     result = run_cli(["new", "svc", "-o", str(tmp_path / "out"), "--defaults"], env=env)
-    assert result.exit_code == 2, result
-    assert result.stderr.count("\n") == 1
-    assert "git is not installed" in result.stderr
-    assert "--no-git" in result.stderr
+    assert_one_error_line(result, "git is not installed", "--no-git")
     assert not (tmp_path / "out").exists()
 
 
