@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fastcelery import template_source
+from fastcelery import gitutil, template_source
 from fastcelery.template_source import bundle_fingerprint, ensure_version
 
 from .clihelpers import git_out
@@ -23,7 +23,7 @@ def test_unchanged_bundle_reuses_its_tag_with_one_git_call(
     assert ensure_version(bundle, "9.9.9", repo=repo) == "v9.9.9"
 
     calls: list[tuple[str, ...]] = []
-    real_git = template_source.git
+    real_git = gitutil.git
 
     def counting_git(cwd: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         calls.append(args)
