@@ -13,6 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from fastcelery import __version__, cli
+from fastcelery.answers import collect_answers
 from fastcelery.params import NAME_QUESTION
 from fastcelery.paths import TemplateNotFoundError, template_root
 from fastcelery.questions import format_value, load_config, parse_config
@@ -74,7 +75,7 @@ def test_every_question_has_a_flag_with_its_choices_and_default() -> None:
             choices = ", ".join(format_value(c) for c in q.choices)
             assert f"[choices: {choices}]" in param.help
             for choice in q.choices:
-                answers = cli.collect_answers(config, {q.name: format_value(choice)}, [])
+                answers = collect_answers(config, {q.name: format_value(choice)}, [])
                 assert format_value(answers[q.name]) == format_value(choice)
         if q.has_default:
             assert f"[default: {format_value(q.default)}]" in param.help
@@ -146,5 +147,5 @@ later: text
     assert config.question("pairs").choices == (1, 2)
     assert config.question("pairs").type == "int"
     assert config.question("later").flag == "--later"
-    answers = cli.collect_answers(config, {"pairs": "2"}, ["short=7", "flag=no"])
+    answers = collect_answers(config, {"pairs": "2"}, ["short=7", "flag=no"])
     assert answers == {"pairs": 2, "short": 7, "flag": False}
