@@ -164,18 +164,13 @@ def services(
         )
 
 
-_NO_EVENTS = '"worker_send_task_events": false, "task_send_sent_event": false'
 TUNING_VARIANTS = (
     systems.Variant("uvicorn --loop asyncio --http h11", uvicorn_args=()),
     systems.Variant(
-        "task events off (worker_send_task_events, task_send_sent_event)",
-        celery_conf="{" + _NO_EVENTS + "}",
+        "task events on (CELERY__TASK_EVENTS=true, as with Flower)",
+        env=(("CELERY__TASK_EVENTS", "true"),),
     ),
     systems.Variant("task_track_started off", celery_conf='{"task_track_started": false}'),
-    systems.Variant(
-        "task events and task_track_started off",
-        celery_conf="{" + _NO_EVENTS + ', "task_track_started": false}',
-    ),
     systems.Variant("prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)),
 )
 
