@@ -20,7 +20,7 @@ import psycopg
 import redis
 
 from fcbench import procs
-from fcbench.systems import DEFAULT, REPO, System, Variant, stack
+from fcbench.systems import DEFAULT, REPO, System, Variant, postgres_pid, stack
 
 WRK_SCRIPT = REPO / "bench" / "wrk" / "post_orders.lua"
 Result = dict[str, Any]
@@ -92,6 +92,14 @@ def run_wrk(port: int, duration: float) -> Result:
 
 
 # -- enqueue throughput and latency ---------------------------------------------------
+def service_pids(api: int, worker: int, redis_pid: int) -> dict[str, int]:
+    """The process trees whose CPU the service tests account for, PostgreSQL's when local."""
+    pids = {"api": api, "worker": worker, "redis": redis_pid}
+    if (postmaster := postgres_pid()) is not None:
+        pids["postgres"] = postmaster
+    return pids
+
+
 def enqueue(system: System, logdir: Path, duration: float, variant: Variant = DEFAULT) -> Result:
     """Requests/s and latency of POST /orders, API + worker (-c 2) running, 32 clients."""
     with procs.redis_server(logdir) as (rport, rproc):
@@ -102,7 +110,7 @@ def enqueue(system: System, logdir: Path, duration: float, variant: Variant = DE
         try:
             wk = system.start_worker(rport, logdir, variant=variant)
             run_wrk(port, 2)  # warm-up: pools, imports, JIT-free but cache-warm
-            pids = {"api": api.pid, "worker": wk.pid, "redis": rproc.pid}
+            pids = service_pids(api.pid, wk.pid, rproc.pid)
             cpu0 = procs.cpu_snapshot(pids)
             with procs.RssSampler({"api": api.pid, "worker": wk.pid}) as rss:
                 res = run_wrk(port, duration)
@@ -176,7 +184,7 @@ def end_to_end(system: System, logdir: Path, total: int, variant: Variant = DEFA
         with stack(system, rport, logdir, api_port=port, variant=variant) as (api, wk):
             assert api is not None
             assert wk is not None
-            pids = {"api": api.pid, "worker": wk.pid, "redis": rproc.pid}
+            pids = service_pids(api.pid, wk.pid, rproc.pid)
             cpu0 = procs.cpu_snapshot(pids)
             t0 = time.monotonic()
             wrk = Wrk.start(port, total=total)

@@ -35,6 +35,17 @@ def uv_env() -> dict[str, str]:
     return env
 
 
+def postgres_pid() -> int | None:
+    """The postmaster's pid: its process tree (backends, reaped ones included, checkpointer,
+    WAL writer) is PostgreSQL's share of the CPU. None when the server is not local to us."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    try:
+        return int((Path(str(row[0])) / "postmaster.pid").read_text().split()[0]) if row else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass(frozen=True)
 class Variant:
     """One configuration of a system: uvicorn flags, environment, Celery overrides."""
