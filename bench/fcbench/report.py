@@ -449,6 +449,11 @@ def write(res: Res, doc: Path) -> None:
         "",
         f"This run: {ctx['date']}, commit `{ctx['commit']}`, {ctx['mode']} mode, "
         f"{ctx['cpus']} CPUs, kernel {ctx['kernel']}, total {ctx.get('total_s', 0):.0f} s.",
+        *(
+            f"Measured again and merged in (`--merge`): {', '.join(m.get('phases', []))} on "
+            f"{m['date']}, commit `{m['commit']}`, total {m.get('total_s', 0):.0f} s."
+            for m in res.get("merged", [])
+        ),
         "",
         "The baseline (`bench/baseline/`) is the seed's code as a user would write it by hand: "
         "its Celery configuration, its `process_order` task and its two routes as written "

@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             merged = json.loads(latest.read_text())
             new_phases = [p for p in results["phases"] if p not in merged.get("phases", [])]
             merged["phases"] = [*merged.get("phases", []), *new_phases]
-            merged.setdefault("merged", []).append(results["context"])
+            merged.setdefault("merged", []).append(
+                {**results["context"], "phases": results["phases"]}
+            )
             merged.update(
                 {k: v for k, v in results.items() if k not in {"context", "phases", "merged"}}
             )
