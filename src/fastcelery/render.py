@@ -144,7 +144,7 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
     except ValueError:
         shown = dst
     package = str(result.answers.get("package_name") or "app")
-    services = _services(result.answers)
+    services = _backing_services(result.answers)
     lines = [
         f"Created {result.answers.get(PROJECT_NAME, dst.name)} in {shown}",
         "",
@@ -157,9 +157,10 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
     ]
     if compose and services:
         # Only the backing services: the next steps run the API and worker locally.
-        lines.append(f"  docker compose up -d {_compose_services(result.answers)}")
+        lines.append(f"  docker compose up -d {' '.join(services)}")
     elif services:
-        lines.append(f"  # start {services} (see README.md)")
+        labels = ", ".join(_SERVICE_LABELS.get(name, name) for name in services)
+        lines.append(f"  # start {labels} (see README.md)")
     lines += [
         "  uv run alembic upgrade head",
         f"  uv run uvicorn {package}.main:app --reload",
@@ -169,26 +170,18 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def _services(answers: Mapping[str, Any]) -> str:
-    names: list[str] = []
-    broker = answers.get("broker")
-    if broker:
-        names.append({"redis": "Redis", "rabbitmq": "RabbitMQ"}.get(str(broker), str(broker)))
-    if answers.get("result_backend") == "redis" and "Redis" not in names:
-        names.append("Redis")
-    if answers.get("database") == "postgresql":
-        names.append("PostgreSQL")
-    return ", ".join(names)
+# compose.yaml's service names, and how the next steps call them.
+_SERVICE_LABELS = {"redis": "Redis", "rabbitmq": "RabbitMQ", "postgres": "PostgreSQL"}
 
 
-def _compose_services(answers: Mapping[str, Any]) -> str:
-    """The compose.yaml service names of the broker, result backend and database."""
-    names = [str(answers.get("broker"))]
+def _backing_services(answers: Mapping[str, Any]) -> list[str]:
+    """The compose.yaml services of the broker, result backend and database, once each."""
+    names = [str(answers.get("broker") or "")]
     if answers.get("result_backend") == "redis":
         names.append("redis")
     if answers.get("database") == "postgresql":
         names.append("postgres")
-    return " ".join(dict.fromkeys(n for n in names if n and n != "None"))
+    return [name for name in dict.fromkeys(names) if name]
 
 
 def print_warnings(request: NewRequest) -> None:
