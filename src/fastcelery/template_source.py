@@ -77,6 +77,11 @@ def _locked(repo: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _subdirectory(bundled_root: Path) -> str:
+    """copier.yml's `_subdirectory`: where the template's files are ("" for the root)."""
+    return str(load_config(bundled_root / COPIER_YML).settings.get("_subdirectory") or "")
+
+
 def _copy_bundle(bundled_root: Path, repo: Path) -> None:
     """Make the work tree of ``repo`` exactly ``copier.yml`` + the template subdirectory."""
     for child in repo.iterdir():
@@ -87,16 +92,14 @@ def _copy_bundle(bundled_root: Path, repo: Path) -> None:
         else:
             child.unlink()
     shutil.copy2(bundled_root / COPIER_YML, repo / COPIER_YML)
-    subdir = str(load_config(bundled_root / COPIER_YML).settings.get("_subdirectory") or "")
-    if subdir:
+    if subdir := _subdirectory(bundled_root):
         shutil.copytree(bundled_root / subdir, repo / subdir, ignore=_IGNORE, symlinks=True)
 
 
 def _bundle_files(bundled_root: Path) -> list[Path]:
     """The files `_copy_bundle` copies, in a stable order."""
-    subdir = str(load_config(bundled_root / COPIER_YML).settings.get("_subdirectory") or "")
     files = [bundled_root / COPIER_YML]
-    if subdir:
+    if subdir := _subdirectory(bundled_root):
         for path in sorted((bundled_root / subdir).rglob("*")):
             parts = path.relative_to(bundled_root).parts
             ignored = any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in _IGNORED)
