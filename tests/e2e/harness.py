@@ -374,39 +374,19 @@ class Stack:
     def _spawn_worker(self, extra_env: Mapping[str, str] | None, concurrency: int) -> Proc:
         self._count["worker-name"] += 1
         node = f"e2e{self._count['worker-name']}-{secrets.token_hex(3)}@%h"
-        proc = self.spawn(
-            "worker",
-            [
-                self.project.bin("celery"),
-                "-A",
-                f"{self.project.package}.core.celery",
-                "worker",
-                "--loglevel=info",
-                "-n",
-                node,
-                "-c",
-                str(concurrency),
-            ],
-            extra_env,
+        return self.spawn(
+            "worker", self._celery("worker", "-n", node, "-c", str(concurrency)), extra_env
         )
-        return proc
+
+    def _celery(self, command: str, *args: str) -> list[str]:
+        """The project's `celery` command line for a worker or beat, as its README gives it."""
+        app = f"{self.project.package}.core.celery"
+        return [self.project.bin("celery"), "-A", app, command, "--loglevel=info", *args]
 
     def start_beat(self, extra_env: Mapping[str, str] | None = None) -> Proc:
         """Celery beat (projects rendered with beat: it runs the outbox relay)."""
         schedule = self.log_dir / f"beat-schedule-{self._count['beat'] + 1}"
-        proc = self.spawn(
-            "beat",
-            [
-                self.project.bin("celery"),
-                "-A",
-                f"{self.project.package}.core.celery",
-                "beat",
-                "--loglevel=info",
-                "--schedule",
-                str(schedule),
-            ],
-            extra_env,
-        )
+        proc = self.spawn("beat", self._celery("beat", "--schedule", str(schedule)), extra_env)
 
         def started() -> bool:
             if not proc.alive():
@@ -501,6 +481,25 @@ class Posted:
     def order_id(self) -> str:
         """The saved order's id: a 202 carries it in `data`, a 503 (order kept) at the top."""
         return str(self.body["data"]["order_id"] if self.status == 202 else self.body["order_id"])
+
+
+def wait_task_status(
+    client: httpx.Client,
+    task_id: str,
+    done: Callable[[str], bool],
+    stack: Stack,
+    *,
+    limit: float,
+    what: str,
+) -> str:
+    """Polls the public `GET /tasks/{task_id}` until `done(status)`; returns the status."""
+    return wait_until(
+        lambda: str(client.get(f"/tasks/{task_id}").json()["status"]),
+        done,
+        limit=limit,
+        what=what,
+        diagnostics=stack.diagnostics,
+    )
 
 
 def post_orders(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .conftest import INTERNAL_TOKEN, RenderFn, stack_on_shared_servers
-from .harness import DRAIN_LIMIT, Api, Stack, order_rows, wait_until
+from .harness import DRAIN_LIMIT, Api, Stack, order_rows, wait_task_status, wait_until
 
 pytestmark = pytest.mark.services
 
@@ -130,12 +130,13 @@ def test_task_detail_needs_the_internal_token(running: tuple[Stack, Api]) -> Non
     with httpx.Client(base_url=api.url, timeout=10) as client:
         accepted = client.post("/orders", json={"product_id": "token", "quantity": 1})
         task_id = accepted.json()["data"]["task_id"]
-        wait_until(
-            lambda: client.get(f"/tasks/{task_id}").json()["status"],
+        wait_task_status(
+            client,
+            task_id,
             lambda status: status == "SUCCESS",
+            stack,
             limit=DRAIN_LIMIT,
             what="the task to succeed",
-            diagnostics=stack.diagnostics,
         )
         missing = client.get(f"/tasks/{task_id}/detail")
         assert missing.status_code == 401

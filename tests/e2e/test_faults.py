@@ -33,6 +33,7 @@ from .harness import (
     post_orders,
     status_counts,
     task_statuses,
+    wait_task_status,
     wait_until,
 )
 
@@ -40,9 +41,15 @@ pytestmark = pytest.mark.services
 
 # The only timed assertion of the suite: the bound on a 503 from POST /orders.
 PUBLISH_503_BOUND = 2.0
-# Redis redelivers a task a dead worker had taken once this many seconds have passed (the
-# default is an hour; a test that waits for it sets it short, and says so).
-SHORT_VISIBILITY = "10"
+# How a Redis-broker fault gets every order back within a test's wait: Redis redelivers a
+# task a dead worker had taken once the visibility timeout has passed (an hour by default;
+# short here), and a message a worker had just popped when it was killed or its connection
+# dropped is gone from Redis (the BRPOP window, kombu#305, celery#7950; seen once in five
+# runs), so the relay publishes such queued-but-not-done orders again after 30 s.
+REDIS_RECOVERY = {
+    "CELERY__VISIBILITY_TIMEOUT": "10",
+    "OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS": "30",
+}
 
 
 # Celery 5.7.0 / kombu 5.7.0: on a lost Redis connection with tasks in flight, the consumer's
@@ -181,11 +188,7 @@ def kill_worker_mid_run(stack: Stack, broker: RedisServer | None) -> None:
 def test_worker_killed_mid_run_loses_no_order(render: RenderFn, fault_stack: FaultStackFn) -> None:
     stack, broker = fault_stack(
         render(),
-        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
-        # A message the killed worker had just popped off Redis, before recording it as
-        # unacknowledged, is gone from the broker (kombu#305, celery#7950; seen here once in
-        # five runs): the relay publishes such a queued-but-not-done order again.
-        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
+        **REDIS_RECOVERY,
         OUTBOX__RELAY_INTERVAL_SECONDS="2",
     )
     kill_worker_mid_run(stack, broker)
@@ -207,9 +210,7 @@ def test_broker_down_answers_503_in_time_and_loses_no_order(
     stack, broker = fault_stack(
         render(),
         persistent=True,
-        # A task the worker had taken when the broker died comes back after this.
-        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
-        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
+        **REDIS_RECOVERY,
         OUTBOX__STALE_AFTER_SECONDS="2",
         OUTBOX__RELAY_INTERVAL_SECONDS="1",
     )
@@ -304,10 +305,7 @@ def test_broker_restart_under_a_running_worker(render: RenderFn, fault_stack: Fa
     stack, broker = fault_stack(
         render(),
         persistent=True,
-        CELERY__VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
-        # A message a worker had just popped when the connection dropped is gone (the BRPOP
-        # window, and the kombu crash below): the relay publishes such orders again.
-        OUTBOX__REQUEUE_QUEUED_AFTER_SECONDS="30",
+        **REDIS_RECOVERY,
         OUTBOX__RELAY_INTERVAL_SECONDS="2",
     )
     api = stack.start_api()
@@ -372,12 +370,13 @@ def test_database_down_while_a_task_runs_retries_then_fails_and_alerts(
             doomed = client.post("/orders", json={"product_id": "doomed", "quantity": 1})
             assert doomed.status_code == 202
             order_id, task_id = doomed.json()["data"]["order_id"], doomed.json()["data"]["task_id"]
-            wait_until(
-                lambda: client.get(f"/tasks/{task_id}").json()["status"],
+            wait_task_status(
+                client,
+                task_id,
                 lambda status: status == "FAILURE",
+                stack,
                 limit=DRAIN_LIMIT,
                 what="the task to fail after its retries",
-                diagnostics=stack.diagnostics,
             )
             # The database is still down for the worker: the order is not final yet.
             assert order_rows(stack.database_url)[order_id]["status"] == "queued"

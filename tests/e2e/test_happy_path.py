@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from .conftest import RenderFn, SharedStackFn
-from .harness import STARTUP_LIMIT, order_rows, wait_until
+from .harness import STARTUP_LIMIT, order_rows, wait_task_status
 
 pytestmark = pytest.mark.services
 
@@ -34,12 +34,13 @@ def test_default_project_processes_an_order_with_real_api_and_worker(
         assert unknown.json() == {"detail": "unknown task id"}
 
         stack.start_worker()
-        final = wait_until(
-            lambda: client.get(f"/tasks/{task_id}").json()["status"],
+        final = wait_task_status(
+            client,
+            task_id,
             lambda status: status in {"SUCCESS", "FAILURE"},
+            stack,
             limit=STARTUP_LIMIT,
             what="the task to finish",
-            diagnostics=stack.diagnostics,
         )
         assert final == "SUCCESS", stack.diagnostics()
 
