@@ -142,11 +142,12 @@ def kill_worker_mid_run(stack: Stack, broker: RedisServer | None) -> None:
     api = stack.start_api()
     stack.start_relay()
     concurrency = 2
-    worker = stack.start_worker(concurrency=concurrency)
-
+    # The orders wait in the queue before the worker starts: a worker draining them while
+    # they are still being posted can finish all 300 before the kills (seen on a fast run).
     posted = post_orders(api.url, 300)
     assert [p.status for p in posted] == [202] * 300
     order_ids = {p.body["data"]["order_id"] for p in posted}
+    worker = stack.start_worker(concurrency=concurrency)
 
     def processed_lines(count: int) -> None:
         wait_until(
