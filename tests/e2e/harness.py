@@ -502,6 +502,17 @@ def wait_task_status(
     )
 
 
+def wait_order_status(stack: Stack, order_id: str, wanted: str, *, what: str) -> None:
+    """Polls the order's row in the database until its status is `wanted`."""
+    wait_until(
+        lambda: order_rows(stack.database_url)[order_id]["status"],
+        lambda status: status == wanted,
+        limit=DRAIN_LIMIT,
+        what=what,
+        diagnostics=stack.diagnostics,
+    )
+
+
 def post_orders(
     base_url: str, count: int, concurrency: int = 50, prefix: str = "sku"
 ) -> list[Posted]:

@@ -15,7 +15,14 @@ import httpx
 import pytest
 
 from .conftest import INTERNAL_TOKEN, RenderFn, stack_on_shared_servers
-from .harness import DRAIN_LIMIT, Api, Stack, order_rows, wait_task_status, wait_until
+from .harness import (
+    DRAIN_LIMIT,
+    Api,
+    Stack,
+    wait_order_status,
+    wait_task_status,
+    wait_until,
+)
 
 pytestmark = pytest.mark.services
 
@@ -193,11 +200,5 @@ def test_a_pickled_message_is_rejected_not_executed(
         order_id = client.post("/orders", json={"product_id": "after", "quantity": 1}).json()[
             "data"
         ]["order_id"]
-    wait_until(
-        lambda: order_rows(stack.database_url)[order_id]["status"],
-        lambda status: status == "processed",
-        limit=DRAIN_LIMIT,
-        what="a JSON task after the pickled one",
-        diagnostics=stack.diagnostics,
-    )
+    wait_order_status(stack, order_id, "processed", what="a JSON task after the pickled one")
     assert not marker.exists()

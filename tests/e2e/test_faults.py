@@ -33,6 +33,7 @@ from .harness import (
     post_orders,
     status_counts,
     task_statuses,
+    wait_order_status,
     wait_task_status,
     wait_until,
 )
@@ -382,13 +383,7 @@ def test_database_down_while_a_task_runs_retries_then_fails_and_alerts(
             # The database is still down for the worker: the order is not final yet.
             assert order_rows(stack.database_url)[order_id]["status"] == "queued"
             proxy.restore()
-            wait_until(
-                lambda: order_rows(stack.database_url)[order_id]["status"],
-                lambda status: status == "failed",
-                limit=DRAIN_LIMIT,
-                what="the order to be marked failed",
-                diagnostics=stack.diagnostics,
-            )
+            wait_order_status(stack, order_id, "failed", what="the order to be marked failed")
             assert "OperationalError" in (order_rows(stack.database_url)[order_id]["error"] or "")
             assert order_rows(stack.database_url)[ok["order_id"]]["status"] == "processed"
             public = client.get(f"/tasks/{task_id}")
