@@ -170,8 +170,13 @@ TUNING_VARIANTS = (
         "task events on (CELERY__TASK_EVENTS=true, as with Flower)",
         env=(("CELERY__TASK_EVENTS", "true"),),
     ),
-    systems.Variant("task_track_started off", celery_conf='{"task_track_started": false}'),
+    systems.Variant("task_track_started on", env=(("CELERY__TRACK_STARTED", "true"),)),
     systems.Variant("prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)),
+    systems.Variant("result_extended off", celery_conf='{"result_extended": false}'),
+    systems.Variant(
+        "pool processes never recycled (max tasks per child 1,000,000 instead of 1,000)",
+        env=(("CELERY__WORKER_MAX_TASKS_PER_CHILD", "1000000"),),
+    ),
 )
 
 
