@@ -1,36 +1,33 @@
-"""SQLAlchemy models. The schema is owned by Alembic (see migrations/)."""
+"""The service's business models. The schema is owned by Alembic (see migrations/).
+
+Task state lives in the durable layer's `task_records` table (durable/models.py); an order
+keeps only its business status and the id of the task that processes it.
+"""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Enum, Index, String, Text, Uuid
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Enum, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
 
+from .core.orm import Base, UTCDateTime, utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
+__all__ = ["Base", "Order", "OrderStatus"]
 
 
 class OrderStatus(StrEnum):
-    PENDING = "pending"  # saved; its task is not yet confirmed as published
-    QUEUED = "queued"  # the broker has its task
+    PENDING = "pending"  # accepted; its processing task has not finished
     PROCESSED = "processed"
     FAILED = "failed"
 
 
 class Order(Base):
     __tablename__ = "orders"
-    # The outbox relay looks for old pending orders.
-    __table_args__ = (Index("ix_orders_status_created_at", "status", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    # Chosen before publishing, so a re-published task keeps its id and status URL.
-    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, default=uuid.uuid4)
+    # The durable task that processes the order (its record in task_records).
+    task_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     product_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int]
     status: Mapped[OrderStatus] = mapped_column(
@@ -43,8 +40,6 @@ class Order(Base):
         default=OrderStatus.PENDING,
     )
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,4 +1,9 @@
-"""Liveness and readiness: /health/live never touches dependencies; /health checks them."""
+"""Liveness and readiness: /health/live never touches dependencies; /health checks them.
+
+Readiness fails (503) only when the database is unavailable: with the broker down the API
+still accepts tasks (they wait in the database for the relay), so /health says "degraded"
+and names the cause, as it does when the relay is off or stalled.
+"""
 
 import asyncio
 import math
@@ -8,10 +13,11 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from {{ package_name }}.api.deps import SessionDep
-from {{ package_name }}.config import get_settings
-from {{ package_name }}.core.celery import celery_app
-from {{ package_name }}.schemas import HealthStatus
+from ...config import get_settings
+from ...core.celery import celery_app
+from ...durable import dispatcher
+from ...schemas import HealthStatus
+from ..deps import SessionDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -45,10 +51,11 @@ async def ready(session: SessionDep) -> HealthStatus | JSONResponse:
         _check(session.execute(text("SELECT 1")), timeout),
         _check(asyncio.to_thread(_ping_broker, timeout), timeout),
     )
-    health = HealthStatus(status="ok", checks={"database": database, "broker": broker})
-    if database == broker == "ok":
-        return health
-    health.status = "unavailable"
-    return JSONResponse(
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=health.model_dump()
-    )
+    checks = {"database": database, "broker": broker, **dispatcher.current().health()}
+    if database != "ok":
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content=HealthStatus(status="unavailable", checks=checks).model_dump(),
+        )
+    healthy = broker == "ok" and checks["relay"] in {"ok", "starting"}
+    return HealthStatus(status="ok" if healthy else "degraded", checks=checks)

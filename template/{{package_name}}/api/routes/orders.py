@@ -1,0 +1,83 @@
+"""POST /orders saves an order with its processing task; GET /orders/{id} reads it."""
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import JSONResponse
+
+from ...durable import TaskRecord
+from ...durable.idempotency import REPLAYED_HEADER, IdempotencyDep
+from ...models import OrderStatus
+from ...schemas import (
+    ApiResponse,
+    ErrorResponse,
+    OrderAccepted,
+    OrderCreate,
+    OrderRead,
+    ServiceUnavailable,
+)
+from ...services import orders as order_service
+from ...tasks.orders import enqueue_processing
+from ..deps import SessionDep
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+def accepted(order_id: uuid.UUID, record: TaskRecord) -> ApiResponse[OrderAccepted]:
+    return ApiResponse(
+        data=OrderAccepted(order_id=order_id, task_id=record.id, status=OrderStatus.PENDING)
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ApiResponse[OrderAccepted],
+    responses={
+        400: {"model": ErrorResponse, "description": "Malformed Idempotency-Key"},
+        413: {"model": ErrorResponse, "description": "Request body too large"},
+        422: {"description": "Invalid body, or an Idempotency-Key used for another request"},
+        503: {
+            "model": ServiceUnavailable,
+            "description": "Database unavailable, or too many tasks wait for the broker: "
+            "nothing was saved; retry after Retry-After seconds",
+        },
+    },
+)
+async def create_order(
+    payload: OrderCreate, session: SessionDep, idempotency: IdempotencyDep
+) -> ApiResponse[OrderAccepted] | JSONResponse:
+    """Saves the order and its processing task in one transaction, then answers 202: the task
+    is published right after, off the request (or by the relay if the broker is down)."""
+    if idempotency is not None and (earlier := await idempotency.earlier(session)):
+        return await _replay(session, earlier)
+    order = order_service.new_order(session, payload)
+    record = enqueue_processing(session, order)
+    if idempotency is None:
+        await session.commit()
+        return accepted(order.id, record)
+    idempotency.claim(record)
+    if earlier := await idempotency.commit(session):  # a concurrent retry saved it first
+        return await _replay(session, earlier)
+    return accepted(order.id, record)
+
+
+async def _replay(session: SessionDep, record: TaskRecord) -> JSONResponse:
+    """The answer the first request with this Idempotency-Key got."""
+    order = await order_service.get_order_by_task_id(session, record.id)
+    if order is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="the first request is in flight")
+    body = accepted(order.id, record).model_dump(mode="json")
+    return JSONResponse(body, status.HTTP_202_ACCEPTED, headers={REPLAYED_HEADER: "true"})
+
+
+@router.get(
+    "/{order_id}",
+    response_model=ApiResponse[OrderRead],
+    responses={404: {"model": ErrorResponse, "description": "No such order"}},
+)
+async def read_order(order_id: uuid.UUID, session: SessionDep) -> ApiResponse[OrderRead]:
+    order = await order_service.get_order(session, order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="order not found")
+    return ApiResponse(data=OrderRead.model_validate(order))

@@ -1,0 +1,227 @@
+"""Publishing committed task records: one background thread per process.
+
+`enqueue()` adds a record to the caller's transaction; once that transaction commits, its
+tasks are handed to this thread, which publishes them at once and marks them `queued` in
+batches. A request therefore never waits for the broker. When the broker is down the thread
+leaves the records `pending` (they are safe in the database) and the relay publishes them
+when it is back. In the API the same thread runs the relay every `relay_interval_seconds`.
+"""
+
+import atexit
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import uuid
+from typing import Final
+
+from celery import Celery
+from sqlalchemy import update
+
+from ..config import OutboxSettings, get_settings
+from ..core.celery import celery_app
+from ..core.database import get_sync_session
+from ..core.orm import utcnow
+from . import signals
+from .models import TaskRecord, TaskRecordStatus
+from .relay import Envelope, publish, relay_once
+
+logger = logging.getLogger(__name__)
+
+_STOP: Final = object()
+# After a failed publish, fresh tasks go straight to the relay for this long, instead of
+# each waiting for the broker's connect timeout in turn.
+BROKER_RETRY_SECONDS = 1.0
+
+
+class BacklogFullError(RuntimeError):
+    """Too many tasks wait for the broker: new ones are refused rather than piled up."""
+
+
+class Dispatcher:
+    def __init__(self, app: Celery, settings: OutboxSettings, *, run_relay: bool) -> None:
+        self.app = app
+        self.settings = settings
+        self.run_relay = run_relay
+        self.pid = os.getpid()
+        # Records that wait for the broker: pending ones the last relay round counted, plus
+        # those this process could not publish since.
+        self.unpublished = 0
+        self.last_relay_round: float | None = None  # time.monotonic() of the last success
+        self._inbox: queue.SimpleQueue[Envelope | object] = queue.SimpleQueue()
+        self._to_mark: list[uuid.UUID] = []
+        self._broker_down_since: float | None = None
+        self._next_relay = time.monotonic() if run_relay else math.inf
+        self._next_mark = math.inf
+        self._catch_up = False
+        self._thread = threading.Thread(target=self._run, name="durable-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publishes what was handed over, flushes the marks, and ends the thread."""
+        if self._thread.is_alive():
+            self._inbox.put(_STOP)
+            self._thread.join(timeout)
+
+    def submit(self, envelope: Envelope) -> None:
+        self._inbox.put(envelope)
+
+    def wait_handled(self, timeout: float = 10.0) -> bool:
+        """Waits until everything submitted before the call is published or deferred."""
+        handled = threading.Event()
+        self._inbox.put(handled)
+        return handled.wait(timeout)
+
+    def check_accepting(self) -> None:
+        if self.unpublished >= self.settings.max_unpublished:
+            raise BacklogFullError(
+                f"{self.unpublished} tasks wait for the broker (limit "
+                f"{self.settings.max_unpublished}); try again later"
+            )
+
+    def health(self) -> dict[str, str]:
+        checks = {"unpublished": str(self.unpublished)}
+        if self._broker_down_since is not None:
+            down = time.monotonic() - self._broker_down_since
+            checks["publishing"] = f"broker unavailable for {down:.0f} s: tasks wait for the relay"
+        else:
+            checks["publishing"] = "ok"
+        if not self.run_relay:
+            checks["relay"] = "off in this process (OUTBOX__RELAY_IN_API=false)"
+        elif self.last_relay_round is None:
+            checks["relay"] = "starting"
+        else:
+            age = time.monotonic() - self.last_relay_round
+            stalled = age > 3 * self.settings.relay_interval_seconds + 5
+            checks["relay"] = f"stalled: last round {age:.0f} s ago" if stalled else "ok"
+        return checks
+
+    # --- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            wait = min(self._next_relay, self._next_mark) - time.monotonic()
+            try:
+                item = self._inbox.get(timeout=None if wait == math.inf else max(wait, 0))
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    self._flush_marks()
+                    return
+                if isinstance(item, Envelope):
+                    self._publish(item)
+                elif isinstance(item, threading.Event):
+                    item.set()
+                try:  # everything handed over meanwhile, before the marks and the relay
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
+            if now >= self._next_mark:
+                self._flush_marks()
+            if now >= self._next_relay:
+                self._relay_round()
+
+    def _publish(self, envelope: Envelope) -> None:
+        down_since = self._broker_down_since
+        if down_since is not None and time.monotonic() - down_since < BROKER_RETRY_SECONDS:
+            self._defer(envelope)
+            return
+        if not publish(self.app, envelope):
+            self._broker_down_since = time.monotonic()
+            self._defer(envelope)
+            return
+        if down_since is not None:  # the broker is back: publish what waited, now
+            self._broker_down_since = None
+            self._catch_up = self.run_relay
+            self._next_relay = time.monotonic()
+        self._to_mark.append(envelope.task_id)
+        if self._next_mark == math.inf:
+            self._next_mark = time.monotonic() + self.settings.mark_queued_interval_seconds
+        signals.enqueue_outcome.send(sender=envelope.name, outcome="published")
+
+    def _defer(self, envelope: Envelope) -> None:
+        self.unpublished += 1
+        signals.enqueue_outcome.send(sender=envelope.name, outcome="deferred")
+
+    def _flush_marks(self) -> None:
+        batch, self._to_mark = self._to_mark, []
+        self._next_mark = math.inf
+        if batch:
+            mark_queued(batch)
+
+    def _relay_round(self) -> None:
+        stale_after = 0.0 if self._catch_up else self.settings.stale_after_seconds
+        self._catch_up = False
+        try:
+            result = relay_once(self.app, self.settings, stale_after=stale_after)
+        except Exception as exc:
+            # The database is down: logged, not alerted (no task failed); next round retries.
+            logger.warning("relay round failed", extra={"error": repr(exc)})
+        else:
+            self.unpublished = result.pending
+            self.last_relay_round = time.monotonic()
+            if result.broker_unavailable and self._broker_down_since is None:
+                self._broker_down_since = time.monotonic()
+        self._next_relay = time.monotonic() + self.settings.relay_interval_seconds
+
+
+def mark_queued(task_ids: list[uuid.UUID]) -> None:
+    """Records that the broker has these tasks, in one UPDATE (unless they already ended).
+
+    A mark that never lands leaves its record `pending`: the relay publishes the task again
+    after `stale_after_seconds`, a duplicate delivery that the task's record absorbs.
+    """
+    try:
+        with get_sync_session() as session:
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id.in_(task_ids), TaskRecord.status == TaskRecordStatus.PENDING)
+                .values(status=TaskRecordStatus.QUEUED, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+    except Exception as exc:
+        logger.warning(
+            "could not mark tasks queued; the relay will publish them again",
+            extra={"count": len(task_ids), "error": repr(exc)},
+        )
+
+
+_current: Dispatcher | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Dispatcher:
+    """This process's dispatcher: the API's (see `start`), else one that only publishes,
+    created on first use (in a worker process or a script)."""
+    global _current
+    with _current_lock:
+        if _current is None or _current.pid != os.getpid():  # none yet, or inherited by fork
+            _current = Dispatcher(celery_app, get_settings().outbox, run_relay=False)
+            _current.start()
+            atexit.register(_current.stop)
+        return _current
+
+
+def start(app: Celery, settings: OutboxSettings) -> Dispatcher:
+    """Starts the API process's dispatcher, which runs the relay too (unless turned off)."""
+    global _current
+    dispatcher = Dispatcher(app, settings, run_relay=settings.relay_in_api)
+    dispatcher.start()
+    with _current_lock:
+        _current = dispatcher
+    return dispatcher
+
+
+def stop() -> None:
+    global _current
+    with _current_lock:
+        dispatcher, _current = _current, None
+    if dispatcher is not None:
+        dispatcher.stop()

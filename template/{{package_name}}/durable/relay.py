@@ -1,0 +1,155 @@
+"""The relay: publishes again the durable tasks whose message may never have reached a worker.
+
+- `pending` records older than `stale_after_seconds`: committed, but their publish failed
+  (the broker was down) or the process died before publishing;
+- `queued` records not finished `requeue_queued_after_seconds` after their last publish: a
+  broker can lose a message it had accepted (a Redis restarted without persistence).
+
+Each keeps its task id, so status links go on working, and a task that was only slow finds
+its record final and does nothing. Records are taken with FOR UPDATE SKIP LOCKED, so any
+number of relays (every API process, Celery beat's task) can run at once. One implementation,
+synchronous: the API runs it on its dispatcher thread, beat sends it as a task.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import and_, func, or_, select, update
+
+from ..config import OutboxSettings
+from ..core import alerts
+from ..core.database import get_sync_session
+from ..core.orm import utcnow
+from . import signals
+from .models import TaskRecord, TaskRecordStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What publishing a task record takes."""
+
+    task_id: uuid.UUID
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+
+
+def publish(app: Celery, envelope: Envelope) -> bool:
+    """Publishes one task message; False when the broker did not take it."""
+    try:
+        app.send_task(
+            envelope.name,
+            args=envelope.args,
+            kwargs=envelope.kwargs,
+            task_id=str(envelope.task_id),
+            queue=envelope.queue,  # None: `task_routes` decides by the name
+        )
+    except (BrokerError, OSError, TimeoutError) as exc:
+        logger.warning(
+            "broker unavailable; the relay will publish the task",
+            extra={"task_id": str(envelope.task_id), "error": repr(exc)},
+        )
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RelayRound:
+    republished: int
+    dead: int
+    broker_unavailable: bool
+    # Records waiting for the broker after the round, all processes together.
+    pending: int
+
+
+def relay_once(
+    app: Celery, settings: OutboxSettings, stale_after: float | None = None
+) -> RelayRound:
+    """Publishes one batch of stale records again; dead-letters those published too often."""
+    now = utcnow()
+    if stale_after is None:
+        stale_after = settings.stale_after_seconds
+    stale = and_(
+        TaskRecord.status == TaskRecordStatus.PENDING,
+        TaskRecord.created_at <= now - timedelta(seconds=stale_after),
+    )
+    if settings.requeue_queued_after_seconds > 0:
+        requeue_before = now - timedelta(seconds=settings.requeue_queued_after_seconds)
+        lost = and_(
+            TaskRecord.status == TaskRecordStatus.QUEUED,
+            TaskRecord.created_at < requeue_before,
+            TaskRecord.updated_at < requeue_before,
+        )
+        stale = or_(stale, lost)
+    columns = (
+        TaskRecord.id,
+        TaskRecord.name,
+        TaskRecord.args,
+        TaskRecord.kwargs,
+        TaskRecord.queue,
+        TaskRecord.republishes,
+    )
+    published: list[uuid.UUID] = []
+    dead: list[tuple[uuid.UUID, str]] = []
+    broker_unavailable = False
+    with get_sync_session() as session:
+        rows = session.execute(
+            select(*columns)
+            .where(stale)
+            .order_by(TaskRecord.created_at)
+            .limit(settings.relay_batch_size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            if row.republishes >= settings.max_republishes:
+                dead.append((row.id, row.name))
+                continue
+            if not publish(app, Envelope(row.id, row.name, row.args, row.kwargs, row.queue)):
+                broker_unavailable = True
+                break
+            published.append(row.id)
+        if published:
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id.in_(published))
+                .values(
+                    status=TaskRecordStatus.QUEUED,
+                    republishes=TaskRecord.republishes + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        if dead:
+            reason = f"published {settings.max_republishes} times without an outcome"
+            session.execute(
+                update(TaskRecord)
+                .where(TaskRecord.id.in_([task_id for task_id, _ in dead]))
+                .values(status=TaskRecordStatus.DEAD, error=reason, finished_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+        pending = session.execute(
+            select(func.count()).where(TaskRecord.status == TaskRecordStatus.PENDING)
+        ).scalar_one()
+        session.commit()
+    for task_id, name in dead:
+        report_dead(name, task_id, f"published {settings.max_republishes} times without an outcome")
+    if published:
+        logger.info("relay published tasks again", extra={"count": len(published)})
+    signals.relay_round.send(sender=None, republished=len(published), dead=len(dead))
+    return RelayRound(len(published), len(dead), broker_unavailable, pending)
+
+
+def report_dead(task_name: str, task_id: uuid.UUID, reason: str) -> None:
+    alerts.raise_alert(
+        "task_dead", {"task_name": task_name, "task_id": str(task_id), "reason": reason}
+    )
+    signals.task_dead.send(sender=task_name, task_id=str(task_id), reason=reason)

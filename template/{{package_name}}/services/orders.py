@@ -1,0 +1,79 @@
+"""Order use cases: the API saves orders, workers process them (through a durable task)."""
+
+import logging
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from ..core.orm import utcnow
+from ..durable import TaskRecord
+from ..models import Order, OrderStatus
+from ..schemas import OrderCreate
+
+logger = logging.getLogger(__name__)
+
+
+class OrderNotFoundError(LookupError):
+    pass
+
+
+# --- API side (async) -------------------------------------------------------
+
+
+def new_order(session: AsyncSession, data: OrderCreate) -> Order:
+    """Adds a pending order to the session (committed with its processing task)."""
+    order = Order(
+        id=uuid.uuid4(),
+        product_id=data.product_id,
+        quantity=data.quantity,
+        status=OrderStatus.PENDING,
+    )
+    session.add(order)
+    return order
+
+
+async def get_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    return await session.get(Order, order_id)
+
+
+async def get_order_by_task_id(session: AsyncSession, task_id: uuid.UUID) -> Order | None:
+    result = await session.execute(select(Order).where(Order.task_id == task_id))
+    return result.scalar_one_or_none()
+
+
+# --- Worker side (sync) -----------------------------------------------------
+
+
+def apply_order(order: Order) -> None:
+    """The business work of processing one order. Replace with yours.
+
+    It runs inside the transaction that marks the order processed and its task succeeded,
+    so it runs to completion at most once per order; side effects outside this database
+    (emails, payments) must be idempotent on `order.id`, because a worker killed after
+    such a call but before the commit runs it again.
+    """
+    logger.info("processing order", extra={"order_id": str(order.id), "quantity": order.quantity})
+
+
+def process_order(session: Session, order_id: uuid.UUID) -> Order:
+    """Processes the order; the caller (the durable task) commits."""
+    order = session.get(Order, order_id, with_for_update=True)
+    if order is None:
+        raise OrderNotFoundError(f"order {order_id} does not exist")
+    apply_order(order)
+    order.status = OrderStatus.PROCESSED
+    order.processed_at = utcnow()
+    order.error = None
+    return order
+
+
+def mark_failed(session: Session, record: TaskRecord) -> None:
+    """The order's side of a failed processing task (in the same transaction as its record)."""
+    session.execute(
+        update(Order)
+        .where(Order.task_id == record.id, Order.status == OrderStatus.PENDING)
+        .values(status=OrderStatus.FAILED, error=record.error, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
