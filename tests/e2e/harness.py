@@ -112,8 +112,61 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# A second durable task and a route for it, written into every rendered project as one of
+# its users would (two new files; tasks and routes are discovered): the fault tests run every
+# guarantee on it as well as on the order example.
+INVOICE_TASK = '''"""A durable task of the service's user (fastcelery's e2e tests)."""
+
+import logging
+import os
+import signal
+
+from sqlalchemy.orm import Session
+
+from ..durable import durable_task
+
+logger = logging.getLogger(__name__)
+
+
+@durable_task(name="invoices.send_invoice", queue="default")
+def send_invoice(session: Session, invoice_id: str, crash: bool = False) -> dict[str, str]:
+    if crash:  # a poison message: it kills its worker process, every time
+        os.kill(os.getpid(), signal.SIGKILL)
+    logger.info("sending invoice", extra={"invoice_id": invoice_id})
+    return {"invoice_id": invoice_id}
+'''
+INVOICE_ROUTE = '''"""POST /invoices enqueues send_invoice (fastcelery's e2e tests)."""
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from ...tasks.invoices import send_invoice
+from ..deps import SessionDep
+
+router = APIRouter(prefix="/invoices", tags=["invoices"])
+
+
+class InvoiceRequest(BaseModel):
+    invoice_id: str
+    crash: bool = False
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def create_invoice(payload: InvoiceRequest, session: SessionDep) -> dict[str, str]:
+    record = send_invoice.enqueue(session, payload.invoice_id, payload.crash)
+    await session.commit()
+    return {"invoice_id": payload.invoice_id, "task_id": str(record.id)}
+'''
+
+
+def add_invoice_task(project: Path, package: str) -> None:
+    (project / package / "tasks" / "invoices.py").write_text(INVOICE_TASK)
+    (project / package / "api" / "routes" / "invoices.py").write_text(INVOICE_ROUTE)
+
+
 def render_project(answers: Mapping[str, Any], cache_root: Path) -> Project:
-    """Renders (once per combination, shared by xdist workers) and `uv sync`s a project."""
+    """Renders (once per combination, shared by xdist workers) and `uv sync`s a project,
+    with a second durable task added (see INVOICE_TASK)."""
     key = combo_key(answers)
     target = cache_root / re.sub(r"[^A-Za-z0-9_.=-]", "_", key)
     with file_lock(cache_root / f"{target.name}.lock"):
@@ -130,6 +183,7 @@ def render_project(answers: Mapping[str, Any], cache_root: Path) -> Project:
                     vcs_ref="HEAD",
                     quiet=True,
                 )
+            add_invoice_task(target, str(answers.get("package_name", "app")))
             run([uv_bin(), "sync", "--quiet", "--no-dev"], cwd=target)
             (target / ".rendered").write_text(key)
     # Every answer, the defaults included, as Copier recorded them.
@@ -281,6 +335,11 @@ class Stack:
 
     def _process_env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        # The stack's own temporary folder: per-host state (the alerts' repeat counts) is
+        # this test's alone.
+        tmp = self.log_dir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
         env.update(self.env)
         env.update(extra or {})
         return env
@@ -438,10 +497,17 @@ class Stack:
 
     def processing_counts(self) -> Counter[str]:
         """How many times `apply_order` (the business work) ran for each order id."""
+        return self.work_counts("processing order", "order_id")
+
+    def invoice_counts(self) -> Counter[str]:
+        """How many times `send_invoice`'s body ran for each invoice id."""
+        return self.work_counts("sending invoice", "invoice_id")
+
+    def work_counts(self, message: str, key: str) -> Counter[str]:
         return Counter(
-            str(record["order_id"])
+            str(record[key])
             for record in self.worker_log_records()
-            if record.get("message") == "processing order"
+            if record.get("message") == message
         )
 
 
@@ -463,6 +529,21 @@ def status_counts(database_url: str) -> Counter[str]:
     return Counter(row["status"] for row in order_rows(database_url).values())
 
 
+def task_records(database_url: str, name: str | None = None) -> dict[str, dict[str, Any]]:
+    """The durable task records (of one task name), by task id."""
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        cursor = conn.execute(
+            "SELECT * FROM task_records WHERE %(name)s::text IS NULL OR name = %(name)s",
+            {"name": name},
+        )
+        names = [column.name for column in cursor.description or []]
+        return {str(row[0]): dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+
+
+def record_counts(database_url: str, name: str | None = None) -> Counter[str]:
+    return Counter(row["status"] for row in task_records(database_url, name).values())
+
+
 # --- HTTP -----------------------------------------------------------------------------
 
 
@@ -478,9 +559,18 @@ class Posted:
     headers: dict[str, str]
 
     @property
+    def data(self) -> dict[str, Any]:
+        """An order's answer wraps its fields in `data`; an invoice's does not."""
+        data: dict[str, Any] = self.body.get("data", self.body)
+        return data
+
+    @property
     def order_id(self) -> str:
-        """The saved order's id: a 202 carries it in `data`, a 503 (order kept) at the top."""
-        return str(self.body["data"]["order_id"] if self.status == 202 else self.body["order_id"])
+        return str(self.data["order_id"])
+
+    @property
+    def task_id(self) -> str:
+        return str(self.data["task_id"])
 
 
 def wait_task_status(
@@ -517,24 +607,42 @@ def post_orders(
     base_url: str, count: int, concurrency: int = 50, prefix: str = "sku"
 ) -> list[Posted]:
     """POSTs `count` orders at once (at most `concurrency` in flight); returns every answer."""
+    return post_many(
+        base_url,
+        "/orders",
+        [{"product_id": f"{prefix}-{i}", "quantity": 1 + i % 5} for i in range(count)],
+        concurrency,
+    )
+
+
+def post_invoices(
+    base_url: str, count: int, concurrency: int = 50, prefix: str = "inv"
+) -> list[Posted]:
+    """POSTs `count` invoices (the second durable task) at once; returns every answer."""
+    bodies = [{"invoice_id": f"{prefix}-{i}"} for i in range(count)]
+    return post_many(base_url, "/invoices", bodies, concurrency)
+
+
+def post_many(
+    base_url: str, path: str, bodies: list[dict[str, Any]], concurrency: int
+) -> list[Posted]:
 
     async def main() -> list[Posted]:
         limits = httpx.Limits(max_connections=concurrency)
         gate = asyncio.Semaphore(concurrency)
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
 
-            async def one(i: int) -> Posted:
-                body = {"product_id": f"{prefix}-{i}", "quantity": 1 + i % 5}
+            async def one(body: dict[str, Any]) -> Posted:
                 async with gate:
                     for attempt in range(3):
                         started = time.monotonic()
                         try:
-                            response = await client.post("/orders", json=body)
+                            response = await client.post(path, json=body)
                         except httpx.TransportError as exc:
                             # The connection died before an answer (seen once on a loaded
                             # machine); a client tries again. The order may exist twice
                             # then, which the tests allow for (they check every saved order).
-                            TRANSPORT_RETRIES.append(f"{prefix}-{i}: {exc!r}")
+                            TRANSPORT_RETRIES.append(f"{path} {body}: {exc!r}")
                             if attempt == 2:
                                 raise
                             continue
@@ -544,7 +652,7 @@ def post_orders(
                     response.status_code, response.json(), elapsed, dict(response.headers)
                 )
 
-            return list(await asyncio.gather(*(one(i) for i in range(count))))
+            return list(await asyncio.gather(*(one(body) for body in bodies)))
 
     return asyncio.run(main())
 

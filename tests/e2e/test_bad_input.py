@@ -161,7 +161,7 @@ def test_task_detail_needs_the_internal_token(running: tuple[Stack, Api]) -> Non
         )
         assert allowed.status_code == 200
         assert allowed.json()["status"] == "SUCCESS"
-        assert allowed.json()["order_status"] == "processed"
+        assert allowed.json()["record_status"] == "succeeded"
         # Without the token even an unknown id is 401: no probing for which ids exist.
         assert client.get(f"/tasks/{uuid.uuid4()}/detail").status_code == 401
 

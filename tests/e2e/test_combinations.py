@@ -13,6 +13,7 @@ from .harness import (
     DRAIN_LIMIT,
     Stack,
     order_rows,
+    post_invoices,
     post_orders,
     status_counts,
     task_statuses,
@@ -101,6 +102,12 @@ def test_concurrent_orders_are_all_processed_exactly_once(
         diagnostics=stack.diagnostics,
     )
     wait_all_success(stack, api.url, task_ids)
+
+    # The task a user adds (harness.INVOICE_TASK) works with this combination too.
+    invoices = post_invoices(api.url, 20, concurrency=20)
+    assert {p.status for p in invoices} == {202}
+    wait_all_success(stack, api.url, [p.task_id for p in invoices])
+    assert stack.invoice_counts() == {p.data["invoice_id"]: 1 for p in invoices}
 
     # Exactly once: the business work (apply_order) ran once per order, no more.
     counts = stack.processing_counts()

@@ -25,7 +25,7 @@ def test_default_project_processes_an_order_with_real_api_and_worker(
         body = response.json()
         assert body["success"] is True
         order_id, task_id = body["data"]["order_id"], body["data"]["task_id"]
-        assert body["data"]["status"] == "queued"
+        assert body["data"]["status"] == "pending"
 
         # No worker yet: an issued id is PENDING, an id never issued is 404.
         assert client.get(f"/tasks/{task_id}").json() == {"task_id": task_id, "status": "PENDING"}
@@ -56,4 +56,22 @@ def test_default_project_processes_an_order_with_real_api_and_worker(
         )
         assert detail.status_code == 200
         assert detail.json()["result"]["status"] == "processed"
+        assert detail.json()["record_status"] == "succeeded"
+
+        # The task a user adds (harness.INVOICE_TASK) is served and tracked the same way.
+        invoice = client.post("/invoices", json={"invoice_id": "inv-1"})
+        assert invoice.status_code == 202, invoice.text
+        invoice_task = invoice.json()["task_id"]
+        assert (
+            wait_task_status(
+                client,
+                invoice_task,
+                lambda status: status in {"SUCCESS", "FAILURE"},
+                stack,
+                limit=STARTUP_LIMIT,
+                what="the invoice task to finish",
+            )
+            == "SUCCESS"
+        )
     assert stack.processing_counts() == {order_id: 1}
+    assert stack.invoice_counts() == {"inv-1": 1}

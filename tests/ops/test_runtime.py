@@ -157,6 +157,7 @@ def test_alembic_upgrade_and_downgrade_on_postgresql(rendered: RenderFn) -> None
         assert tables(url) == {
             "alembic_version",
             "orders",
+            "task_records",
             "celery_taskmeta",
             "celery_tasksetmeta",
             "sequence:task_id_sequence",
@@ -167,7 +168,7 @@ def test_alembic_upgrade_and_downgrade_on_postgresql(rendered: RenderFn) -> None
         alembic(project, env, "downgrade", "base")
         assert tables(url) == {"alembic_version"}
         alembic(project, env, "upgrade", "head")
-        assert "0002 (head)" in alembic(project, env, "current")
+        assert "0003 (head)" in alembic(project, env, "current")
 
 
 @pytest.mark.parametrize("result_backend", ["redis", "postgresql"])
@@ -214,7 +215,7 @@ def test_compose_commands_and_health_checks_run_the_service(
     rendered: RenderFn, tmp_path: Path, broker: str
 ) -> None:
     """Workers, beat and Flower started with compose's commands and settings; every health
-    check passes; beat's relay re-enqueues a stuck order, which a worker then processes."""
+    check passes; beat's relay re-publishes a stuck task, which a worker then processes."""
     answers = {**BASE, "broker": broker, "result_backend": "redis", **ALL_OPS}
     require_servers(answers)
     project = synced(rendered, answers)
@@ -223,13 +224,21 @@ def test_compose_commands_and_health_checks_run_the_service(
     with postgres_database() as url, broker_urls(answers) as urls, processes() as procs:
         env = project_env(project, {"DATABASE__URL": url, **urls})
         alembic(project, env, "upgrade", "head")
-        order_id = uuid.uuid4()
+        order_id, task_id = uuid.uuid4(), uuid.uuid4()
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            # An order whose task was saved an hour ago and never published.
             conn.execute(
                 "INSERT INTO orders (id, task_id, product_id, quantity, status, created_at,"
                 " updated_at) VALUES (%s, %s, 'sku-ops', 1, 'pending', now() - interval '1 hour',"
                 " now() - interval '1 hour')",
-                (order_id, uuid.uuid4()),
+                (order_id, task_id),
+            )
+            conn.execute(
+                "INSERT INTO task_records (id, name, args, kwargs, status, attempts,"
+                " redeliveries, republishes, created_at, updated_at) VALUES (%s,"
+                " 'orders.process_order', %s, '{}', 'pending', 0, 0, 0,"
+                " now() - interval '1 hour', now() - interval '1 hour')",
+                (task_id, json.dumps([str(order_id)])),
             )
 
         overrides = {

@@ -3,14 +3,18 @@
 Repeats of one cause (the same alert, task and exception type) within
 `ALERTS__REPEAT_AFTER_SECONDS` are logged but not sent again: a database outage that fails
 tasks one after another pages once, not once per task. The first alert after the quiet period
-says how many were held back. Each process keeps its own count.
+says how many were held back. The count is kept in small files shared by the processes of one
+host (a worker's pool processes, the API), so each host pages once per cause.
 """
 
+import fcntl
+import hashlib
 import json
 import logging
-import threading
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from celery.signals import task_failure
@@ -18,10 +22,6 @@ from celery.signals import task_failure
 from ..config import get_settings
 
 logger = logging.getLogger(__name__)
-
-_last_sent: dict[tuple[Any, ...], float] = {}
-_held_back: dict[tuple[Any, ...], int] = {}
-_lock = threading.Lock()
 
 
 def send_webhook(url: str, payload: dict[str, Any], timeout: float) -> None:
@@ -35,16 +35,29 @@ def send_webhook(url: str, payload: dict[str, Any], timeout: float) -> None:
         pass
 
 
+def _state_file(cause: tuple[Any, ...]) -> Path:
+    folder = Path(tempfile.gettempdir()) / f"{get_settings().app_name}-alerts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / hashlib.sha256(repr(cause).encode()).hexdigest()[:32]
+
+
 def _due(cause: tuple[Any, ...], repeat_after: float) -> int | None:
     """How many repeats were held back, if this cause may be sent now; else None."""
-    now = time.monotonic()
-    with _lock:
-        last = _last_sent.get(cause)
-        if last is not None and now - last < repeat_after:
-            _held_back[cause] = _held_back.get(cause, 0) + 1
-            return None
-        _last_sent[cause] = now
-        return _held_back.pop(cause, 0)
+    with _state_file(cause).open("a+") as state:
+        fcntl.flock(state, fcntl.LOCK_EX)  # released when the file closes
+        state.seek(0)
+        seen = json.loads(state.read() or "{}")
+        now = time.time()
+        if now - seen.get("sent", 0.0) < repeat_after:
+            seen["held_back"] = seen.get("held_back", 0) + 1
+            held_back = None
+        else:
+            held_back = seen.get("held_back", 0)
+            seen = {"sent": now, "held_back": 0}
+        state.seek(0)
+        state.truncate()
+        state.write(json.dumps(seen))
+    return held_back
 
 
 def raise_alert(name: str, payload: dict[str, Any]) -> None:

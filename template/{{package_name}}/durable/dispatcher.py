@@ -132,7 +132,7 @@ class Dispatcher:
         if down_since is not None and time.monotonic() - down_since < BROKER_RETRY_SECONDS:
             self._defer(envelope)
             return
-        if not publish(self.app, envelope):
+        if not publish(self.app, envelope, self.settings.publish_timeout_seconds):
             self._broker_down_since = time.monotonic()
             self._defer(envelope)
             return

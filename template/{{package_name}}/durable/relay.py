@@ -42,8 +42,9 @@ class Envelope:
     queue: str | None
 
 
-def publish(app: Celery, envelope: Envelope) -> bool:
-    """Publishes one task message; False when the broker did not take it."""
+def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
+    """Publishes one task message; False when the broker did not take it within `timeout`
+    seconds (per network wait: the write, and RabbitMQ's publisher confirm)."""
     try:
         app.send_task(
             envelope.name,
@@ -51,6 +52,8 @@ def publish(app: Celery, envelope: Envelope) -> bool:
             kwargs=envelope.kwargs,
             task_id=str(envelope.task_id),
             queue=envelope.queue,  # None: `task_routes` decides by the name
+            timeout=timeout,
+            confirm_timeout=timeout,
         )
     except (BrokerError, OSError, TimeoutError) as exc:
         logger.warning(
@@ -112,7 +115,8 @@ def relay_once(
             if row.republishes >= settings.max_republishes:
                 dead.append((row.id, row.name))
                 continue
-            if not publish(app, Envelope(row.id, row.name, row.args, row.kwargs, row.queue)):
+            envelope = Envelope(row.id, row.name, row.args, row.kwargs, row.queue)
+            if not publish(app, envelope, settings.publish_timeout_seconds):
                 broker_unavailable = True
                 break
             published.append(row.id)
