@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from fastcelery.errors import FastceleryError
@@ -17,15 +19,31 @@ def have_git() -> bool:
 
 
 def git(
-    cwd: Path, *args: str, check: bool = True, identity: bool = False
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    identity: bool = False,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``git args`` in ``cwd``; with ``identity``, add a fallback author if none is set."""
+    """Run ``git args`` in ``cwd``; with ``identity``, add a fallback author if none is set.
+
+    ``env`` adds variables to this process's environment for the one command.
+    """
     cmd = ["git"]
     if identity and not has_identity(cwd):
         name, email = FALLBACK_IDENTITY
         cmd += ["-c", f"user.name={name}", "-c", f"user.email={email}"]
     cmd += list(args)
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        input=input,
+        env={**os.environ, **env} if env else None,
+    )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise FastceleryError(
