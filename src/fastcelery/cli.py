@@ -126,6 +126,10 @@ def _vcs_ref_parameter(help_text: str) -> inspect.Parameter:
     return option("vcs_ref", str | None, None, "--vcs-ref", metavar="REF", help=help_text)
 
 
+def _source_parameter(help_text: str) -> inspect.Parameter:
+    return option("source", str | None, None, "--source", metavar="URL", help=help_text)
+
+
 def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
     name_help = "Project name; the project is created in OUTPUT/NAME."
     if config is not None and NAME_QUESTION in config.names:
@@ -167,8 +171,14 @@ def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
             metavar="PATH_OR_URL",
             help="Render from this Copier template (git URL or path) instead of the bundled one.",
         ),
+        _source_parameter(
+            "Template URL the project records, for a fork or an internal mirror "
+            "[default: https://github.com/fastcelery/fastcelery.git]; with --template PATH, "
+            "PATH is rendered and URL recorded."
+        ),
         _vcs_ref_parameter(
-            "Git tag/commit of the template to render (default: the installed version's tag)."
+            "Template version to render (a release tag such as v0.1.0) [default: this "
+            "fastcelery's template]."
         ),
     ]
 
@@ -227,6 +237,7 @@ def _new(kwargs: Mapping[str, Any]) -> None:
         git=kwargs["git"],
         template=kwargs["template"],
         vcs_ref=kwargs["vcs_ref"],
+        source=kwargs["source"],
     )
     render.check_prerequisites(request)
     render.check_destination(request)
@@ -252,7 +263,13 @@ def _update_parameters() -> list[inspect.Parameter]:
                 show_default=False,
             ),
         ),
-        option("pretend", bool, False, "--pretend", help="Dry run: show, change nothing."),
+        option(
+            "pretend",
+            bool,
+            False,
+            "--pretend",
+            help="Dry run: list the files that would change and the conflicts; write nothing.",
+        ),
         option(
             "conflict",
             str,
@@ -264,8 +281,20 @@ def _update_parameters() -> list[inspect.Parameter]:
         ),
         *_common_parameters(),
         _vcs_ref_parameter(
-            "Template version (git tag) to update to [default: the installed fastcelery's "
-            "version, or the newest tag of another recorded template source]."
+            "Template version (a release tag) to update to [default: this fastcelery's "
+            "template; for a source this fastcelery does not carry, the newest tag there]."
+        ),
+        _source_parameter(
+            "Move the project to this template URL first (one commit), e.g. a team's mirror."
+        ),
+        option(
+            "from_version",
+            str | None,
+            None,
+            "--from-version",
+            metavar="VERSION",
+            help="Update as if the project had been rendered from this release (for a "
+            "recorded version no machine has any more); recorded in one commit first.",
         ),
     ]
 
@@ -275,7 +304,8 @@ def update_command(config: TemplateConfig | None) -> Callable[..., None]:
         """Update a generated project to this fastcelery's template (Copier's three-way merge).
 
         Refuses projects with uncommitted changes. Answers can be changed on the way
-        (e.g. --broker rabbitmq); the others keep their recorded values.
+        (e.g. --broker rabbitmq); the others keep their recorded values. Exit code 3:
+        conflicts, edits in files the template deleted, or imports the update broke.
         """
         _run_reporting_errors(lambda: _update(kwargs))
 
@@ -283,42 +313,31 @@ def update_command(config: TemplateConfig | None) -> Callable[..., None]:
     return with_signature(update, _update_parameters(), extra)
 
 
-#: Exit code of an update that left conflicts to resolve.
-EXIT_CONFLICTS = 3
+#: Exit code of an update that needs the user: conflicts, lost edits or broken imports.
+EXIT_ATTENTION = 3
 
 
 def _update(kwargs: Mapping[str, Any]) -> None:
     from fastcelery import update  # noqa: PLC0415 - lazy: keeps --help fast
 
     config = load_template_config()
-    path: Path = kwargs["path"].absolute()
-    conflict = kwargs["conflict"]
-    if conflict not in ("inline", "rej"):
-        raise UsageError(f"invalid --conflict {conflict!r}: choose one of inline, rej")
-    interactive = _interactive(kwargs["defaults"])
-    project = update.load_project(path)
-    ours = update.uses_cache(project)
-    given = collect_answers(
-        config,
-        flag_values(config, kwargs, with_name=True),
-        kwargs["data"] or (),
-        allow_unknown=not ours,
-    )
-    if ours:
-        known = {k: v for k, v in project.user_answers.items() if k in config.names}
-        validate_answers(config, {**known, **given}, interactive=interactive)
     request = update.UpdateRequest(
-        path=path,
-        answers=given,
-        interactive=interactive,
+        path=kwargs["path"].absolute(),
+        flags=flag_values(config, kwargs, with_name=True),
+        data=kwargs["data"] or (),
+        interactive=_interactive(kwargs["defaults"]),
         pretend=kwargs["pretend"],
         vcs_ref=kwargs["vcs_ref"],
-        conflict=conflict,
+        conflict=kwargs["conflict"],
+        source=kwargs["source"],
+        from_version=kwargs["from_version"],
     )
-    result = update.run_update(request)
-    typer.echo(update.report(result, path))
-    if result.conflicts:
-        raise typer.Exit(EXIT_CONFLICTS)
+    result = update.update_project(request)
+    for warning in result.warnings:
+        typer.echo(f"{PROG}: warning: {warning}", err=True)
+    typer.echo(update.report(result))
+    if result.needs_attention:
+        raise typer.Exit(EXIT_ATTENTION)
 
 
 def options(

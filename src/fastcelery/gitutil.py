@@ -74,7 +74,9 @@ def inside_work_tree(path: Path) -> bool:
 
 
 def status_porcelain(path: Path) -> list[str]:
-    return [line for line in git(path, "status", "--porcelain").stdout.splitlines() if line]
+    # --no-optional-locks: reading the status never rewrites .git/index (a dry run writes nothing).
+    out = git(path, "--no-optional-locks", "status", "--porcelain").stdout
+    return [line for line in out.splitlines() if line]
 
 
 def init_and_commit(path: Path, message: str) -> str:

@@ -167,6 +167,11 @@ class History:
     def tags(self) -> list[str]:
         return [release.tag for release in self.releases]
 
+    @property
+    def location(self) -> str:
+        """Where git reads this history (the target of a redirect)."""
+        return self.repo.as_uri()
+
 
 def build_history(
     repo: Path,
@@ -223,17 +228,17 @@ def git_config_env(
     return env
 
 
-def redirect_settings(redirects: Mapping[str, Path]) -> list[tuple[str, str]]:
-    """``url.<local>.insteadOf <url>`` for each redirect, and full commit names."""
-    settings = [(f"url.{repo.as_uri()}.insteadOf", url) for url, repo in redirects.items()]
+def redirect_settings(redirects: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``url.<where>.insteadOf <url>`` for each redirect, and full commit names."""
+    settings = [(f"url.{where}.insteadOf", url) for url, where in redirects.items()]
     # `_commit` is `git describe` output: with full hashes it stays unambiguous for years.
     settings.append(("core.abbrev", "40"))
     return settings
 
 
 @contextlib.contextmanager
-def copier_environment(redirects: Mapping[str, Path]) -> Iterator[None]:
-    """Run Copier with ``url`` → local repository redirects and a throwaway Copier cache.
+def copier_environment(redirects: Mapping[str, str]) -> Iterator[None]:
+    """Run Copier with redirects (recorded URL → where git reads it) and a throwaway cache.
 
     The throwaway cache keeps fastcelery from writing anything outside the project (Copier
     would otherwise keep a mirror of the redirected URL in the user's cache).

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fastcelery import gitutil
 from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.history import SOURCE_URL, copier_environment, open_history
 from fastcelery.paths import template_root
-from fastcelery.questions import TemplateConfig, load_config
-from fastcelery.template_source import TemplateSource, resolve
+from fastcelery.project import COMMIT_KEY, answers_relpath, read_answers
 
 PROJECT_NAME = "project_name"
 
@@ -30,6 +29,8 @@ class NewRequest:
     git: bool = True
     template: str | None = None
     vcs_ref: str | None = None
+    #: The URL the project records as its template source (default: :data:`SOURCE_URL`).
+    source: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -69,23 +70,76 @@ def check_destination(request: NewRequest) -> None:
         )
 
 
-def read_answers(dst: Path, config: TemplateConfig) -> dict[str, Any]:
-    answers_file = dst / str(config.settings.get("_answers_file") or ".copier-answers.yml")
-    if not answers_file.is_file():
-        return {}
-    data = yaml.safe_load(answers_file.read_text(encoding="utf-8")) or {}
-    return dict(data) if isinstance(data, dict) else {}
+@dataclass(frozen=True)
+class TemplateSource:
+    """What Copier renders: the source a project records, at which ref, and how git reads it."""
+
+    src_path: str
+    vcs_ref: str | None
+    #: Recorded URL → where git reads it, for Copier's git commands (see history.py).
+    redirects: Mapping[str, str] = field(default_factory=dict)
 
 
-def _source(request: NewRequest, bundled: Path) -> TemplateSource:
-    if not gitutil.have_git() and not request.template:
+UNRELEASED_WARNING = (
+    "this fastcelery's template is not a released version ({version}): the project records "
+    "{url} at that commit, which only a fastcelery carrying this same template can update "
+    "until exactly this template is released (`python -m fastcelery.release VERSION`, "
+    "see docs/updating.md)"
+)
+
+
+@contextlib.contextmanager
+def template_source(request: NewRequest, bundled: Path) -> Iterator[TemplateSource]:
+    """The source to render from: the bundled template's history, or ``--template``."""
+    if request.template:
+        yield _explicit_source(request)
+        return
+    if not gitutil.have_git():
         # No git: render straight from the bundled files (updates will not be possible).
         request.warnings.append(
             "git is not installed: the project records no template version, "
             "so `fastcelery update` will not work on it"
         )
-        return TemplateSource(src_path=str(bundled), vcs_ref=None)
-    return resolve(request.template, request.vcs_ref, bundled)
+        yield TemplateSource(src_path=str(bundled), vcs_ref=None)
+        return
+    with open_history(bundled) as history:
+        url = request.source or SOURCE_URL
+        ref = request.vcs_ref or history.current_ref
+        if history.resolve(ref) is None:
+            raise UsageError(
+                f"--vcs-ref {ref!r} is not a template version of this fastcelery; "
+                f"choose one of {', '.join(history.tags()) or '(no release yet)'}"
+            )
+        if request.vcs_ref is None and history.released is None:
+            request.warnings.append(UNRELEASED_WARNING.format(version=history.describe(), url=url))
+        yield TemplateSource(src_path=url, vcs_ref=ref, redirects={url: history.location})
+
+
+def _explicit_source(request: NewRequest) -> TemplateSource:
+    """``--template PATH_OR_URL``: Copier's own source, recorded as given or as ``--source``."""
+    template = str(request.template)
+    path = Path(template).expanduser()
+    local = path.exists()
+    if request.source:
+        # Record the shared URL; git reads it from the given template, at its HEAD by default.
+        if local and gitutil.inside_work_tree(path) and gitutil.status_porcelain(path):
+            request.warnings.append(
+                f"{path} has uncommitted changes: they are not rendered; the project records "
+                f"{request.source} at the commit of {request.vcs_ref or 'HEAD'}"
+            )
+        return TemplateSource(
+            src_path=request.source,
+            vcs_ref=request.vcs_ref or "HEAD",
+            redirects={request.source: path.resolve().as_uri() if local else template},
+        )
+    if not local:
+        return TemplateSource(src_path=template, vcs_ref=request.vcs_ref)
+    request.warnings.append(
+        f"the project records the template path {path.resolve()}, which exists on this "
+        "machine only: teammates and CI cannot update it from there; pass --source URL to "
+        f"record a URL they can reach (e.g. {SOURCE_URL})"
+    )
+    return TemplateSource(src_path=str(path.resolve()), vcs_ref=request.vcs_ref)
 
 
 def render_new(request: NewRequest) -> NewResult:
@@ -93,32 +147,31 @@ def render_new(request: NewRequest) -> NewResult:
     import copier  # noqa: PLC0415 - lazy: keeps --help fast
     from copier.errors import CopierAnswersInterrupt, CopierError  # noqa: PLC0415
 
-    bundled = template_root()
-    config = load_config(bundled / "copier.yml")
     dst = request.destination
     existed = dst.exists()
-    source = _source(request, bundled)
-    try:
-        copier.run_copy(
-            src_path=source.src_path,
-            dst_path=dst,
-            data=request.answers,
-            vcs_ref=source.vcs_ref,
-            defaults=not request.interactive,
-            overwrite=request.force,
-            unsafe=True,
-            quiet=False,
-        )
-    except CopierAnswersInterrupt:
-        raise
-    except (CopierError, ValueError) as exc:
-        if not existed and dst.exists():
-            shutil.rmtree(dst, ignore_errors=True)
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, ValueError):
-            raise UsageError(message) from exc
-        raise FastceleryError(f"rendering failed: {message}") from exc
-    answers = read_answers(dst, config)
+    with template_source(request, template_root()) as source:
+        try:
+            with copier_environment(source.redirects):
+                copier.run_copy(
+                    src_path=source.src_path,
+                    dst_path=dst,
+                    data=request.answers,
+                    vcs_ref=source.vcs_ref,
+                    defaults=not request.interactive,
+                    overwrite=request.force,
+                    unsafe=True,
+                    quiet=False,
+                )
+        except CopierAnswersInterrupt:
+            raise
+        except (CopierError, ValueError) as exc:
+            if not existed and dst.exists():
+                shutil.rmtree(dst, ignore_errors=True)
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if isinstance(exc, ValueError):
+                raise UsageError(message) from exc
+            raise FastceleryError(f"rendering failed: {message}") from exc
+    answers = read_answers(dst / answers_relpath())
     committed: str | None = None
     note: str | None = None
     if request.git:
@@ -131,8 +184,9 @@ def render_new(request: NewRequest) -> NewResult:
                 "review and commit the new files there (updates need them committed)"
             )
         else:
+            version = str(answers.get(COMMIT_KEY) or "")
             committed = gitutil.init_and_commit(
-                dst, f"Initial commit: rendered by fastcelery {source.vcs_ref or ''}".strip()
+                dst, f"Initial commit: rendered by fastcelery {version}".strip()
             )
     return NewResult(destination=dst, answers=answers, committed=committed, git_note=note)
 
@@ -152,6 +206,10 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
         f"  cd {shown}",
         "  uv sync",
     ]
+    if result.committed:
+        # uv.lock is part of the project (CI installs with --locked): commit it, so the
+        # tree stays clean for `fastcelery update`.
+        lines.append('  git add uv.lock && git commit -m "Lock dependencies"')
     compose = [
         n for n in ("compose.yaml", "compose.yml", "docker-compose.yml") if (dst / n).exists()
     ]

@@ -79,7 +79,8 @@ BAD_INPUTS: list[tuple[str, str, list[str]]] = [
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     runner: CliRunner, tmp_path: Path, command_line: str, expected: list[str]
 ) -> None:
-    cache = Path(os.environ["FASTCELERY_TEMPLATE_CACHE"]).parent
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    cache.mkdir(exist_ok=True)
     before, cache_before = tree(tmp_path), tree(cache)
     result = runner.invoke(cli.app, [*shlex.split(command_line), "--output", str(tmp_path)])
     assert_one_error_line(result, *expected)

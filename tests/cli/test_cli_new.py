@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fastcelery import cli
+from fastcelery.history import SOURCE_URL
 from fastcelery.questions import TemplateConfig
 from fastcelery.validation import complete_answers
 
@@ -48,9 +50,9 @@ def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path
     assert answers["python_version"] == "3.13"
     assert answers["package_name"] == "orders"
     assert answers["description"] == "Takes orders."
-    # A source and a version that `copier update` can use later.
+    # A source and a version that mean the same on every machine (see test_update_path.py).
     assert answers["_commit"].startswith("v")
-    assert Path(answers["_src_path"]).is_dir()
+    assert answers["_src_path"] == SOURCE_URL
     assert (project / "pyproject.toml").is_file()
     # Next steps name the package from the answers.
     assert "cd " in result.stdout
@@ -119,22 +121,18 @@ def test_force_into_non_empty_directory_reports_differences(
     assert (target / ".copier-answers.yml").is_file()
 
 
-def test_template_cache_is_a_tagged_git_repo(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path / "out"), "--no-git"])
-    assert result.exit_code == 0, result.output
-    answers = answers_of(tmp_path / "out" / "svc")
-    cache = Path(answers["_src_path"])
-    assert answers["_commit"] in git_out(cache, "tag").split()
-    assert git_out(cache, "status", "--porcelain") == ""
-    # Rendering again records a tag of the same cache (the same one unless the bundled
-    # template changed in between; see test_cache_gets_a_post_tag_when_content_changes).
-    again = runner.invoke(cli.app, ["new", "svc2", "-o", str(tmp_path / "out"), "--no-git"])
-    assert again.exit_code == 0, again.output
-    second = answers_of(tmp_path / "out" / "svc2")
-    assert second["_src_path"] == answers["_src_path"]
-    assert second["_commit"].startswith(answers["_commit"])
-    assert second["_commit"] in git_out(cache, "tag").split()
-    assert {"svc", "svc2"} <= set(tree(tmp_path / "out"))
+def test_renders_write_nothing_outside_the_project(runner: CliRunner, tmp_path: Path) -> None:
+    """No per-user template cache: the recorded source is a URL, read from the package."""
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    cache.mkdir(exist_ok=True)
+    before = tree(cache)
+    for name in ("svc", "svc2"):
+        result = runner.invoke(cli.app, ["new", name, "-o", str(tmp_path / "out"), "--no-git"])
+        assert result.exit_code == 0, result.output
+    first, second = answers_of(tmp_path / "out" / "svc"), answers_of(tmp_path / "out" / "svc2")
+    assert first["_src_path"] == second["_src_path"] == SOURCE_URL
+    assert first["_commit"] == second["_commit"]
+    assert tree(cache) == before
 
 
 def test_inside_an_existing_repository_no_nested_repo(runner: CliRunner, tmp_path: Path) -> None:
