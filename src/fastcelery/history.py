@@ -156,8 +156,19 @@ class History:
     def describe(self) -> str:
         if self.released:
             return self.released.tag
-        base = f"after {self.newest.tag}" if self.newest else "no release yet"
-        return f"unreleased ({base}, commit {self.head[:12]})"
+        base = f"changed since {self.newest.tag}" if self.newest else "no release yet"
+        return f"unreleased commit {self.head[:12]}, {base}"
+
+    def unreleased_warning(self) -> str | None:
+        """Why a render or update to the bundled template is not portable yet, if it is not."""
+        if self.released:
+            return None
+        return (
+            f"this fastcelery's template is not a released version ({self.describe()}): the "
+            "project records that commit, which only a fastcelery carrying this same template "
+            "can resolve until exactly this template is released "
+            "(`python -m fastcelery.release VERSION`, see docs/updating.md)"
+        )
 
     def resolve(self, ref: str) -> str | None:
         """The commit of ``ref`` (tag, commit, ``git describe`` output), if the history has it."""

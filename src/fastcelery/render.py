@@ -80,14 +80,6 @@ class TemplateSource:
     redirects: Mapping[str, str] = field(default_factory=dict)
 
 
-UNRELEASED_WARNING = (
-    "this fastcelery's template is not a released version ({version}): the project records "
-    "{url} at that commit, which only a fastcelery carrying this same template can update "
-    "until exactly this template is released (`python -m fastcelery.release VERSION`, "
-    "see docs/updating.md)"
-)
-
-
 @contextlib.contextmanager
 def template_source(request: NewRequest, bundled: Path) -> Iterator[TemplateSource]:
     """The source to render from: the bundled template's history, or ``--template``."""
@@ -110,8 +102,8 @@ def template_source(request: NewRequest, bundled: Path) -> Iterator[TemplateSour
                 f"--vcs-ref {ref!r} is not a template version of this fastcelery; "
                 f"choose one of {', '.join(history.tags()) or '(no release yet)'}"
             )
-        if request.vcs_ref is None and history.released is None:
-            request.warnings.append(UNRELEASED_WARNING.format(version=history.describe(), url=url))
+        if request.vcs_ref is None and (warning := history.unreleased_warning()):
+            request.warnings.append(warning)
         yield TemplateSource(src_path=url, vcs_ref=ref, redirects={url: history.location})
 
 

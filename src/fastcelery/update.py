@@ -202,12 +202,8 @@ def _resolve(
             f"--vcs-ref {target!r} is not a template version of this fastcelery; choose one of "
             f"{', '.join(history.tags()) or '(no release yet)'}"
         )
-    if request.vcs_ref is None and history.released is None:
-        warnings.append(
-            f"this fastcelery's template is not a released version ({history.describe()}): "
-            "the project will record that commit, which only a fastcelery carrying this same "
-            "template can update until exactly this template is released (docs/updating.md)"
-        )
+    if request.vcs_ref is None and (warning := history.unreleased_warning()):
+        warnings.append(warning)
     return {plan.src_path: history.location}, target
 
 
