@@ -86,6 +86,8 @@ class UpdateResult:
     lost: list[LostEdit] = field(default_factory=list)
     broken: list[BrokenImport] = field(default_factory=list)
     carried: list[tuple[str, str]] = field(default_factory=list)
+    #: Files a migration renamed with `git mv` whose edits were merged three-way: (old, new).
+    renamed: list[tuple[str, str]] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -289,9 +291,12 @@ def _update(workdir: Path, job: _Job) -> UpdateResult:
         new_package = str(after.get(PACKAGE_QUESTION) or "")
         if old_package and new_package and old_package != new_package:
             _carry_package(workdir, old_render, old_package, new_package, result)
+        result.renamed = _merge_renames(workdir, old_render, edits_commit)
         result.changes = changed_paths(workdir)
         result.conflicts = find_conflicts(workdir, result.changes)
-        result.lost = _lost_edits(workdir, old_render, edits_commit, result.changes)
+        moved = {old for old, _new in result.renamed}
+        changes = [(code, name) for code, name in result.changes if name not in moved]
+        result.lost = _lost_edits(workdir, old_render, edits_commit, changes)
         result.broken = broken_imports(
             _head_tree(workdir), _work_tree(workdir), _work_tree(workdir).files
         )
@@ -353,6 +358,53 @@ def find_conflicts(path: Path, changes: Sequence[tuple[str, str]]) -> list[str]:
     return conflicts
 
 
+#: Conflict labels, as Copier writes them (the version the project had, the recorded
+#: version of the template, the new one).
+MERGE_LABELS = ("before updating", "last update", "after updating")
+
+
+def _merge_renames(workdir: Path, old_render: Path, commit: str) -> list[tuple[str, str]]:
+    """Merge files that a migration renamed with `git mv` three-way.
+
+    Copier sees such a file as added on both sides and leaves one conflict over the whole
+    file (its base is empty). The recorded version's render of the old path is the true
+    base: merge the user's version (stage 2) and the template's (stage 3) against it.
+    """
+    stages: dict[str, dict[str, str]] = {}
+    for line in _git(workdir, "ls-files", "-u", "--", ".").splitlines():
+        meta, path = line.split("\t", 1)
+        _mode, blob, stage = meta.split()
+        stages.setdefault(path, {})[stage] = blob
+    moved = {}
+    deleted = _git(
+        workdir, "diff", "--name-only", "--relative", "--cached", "--diff-filter=D", commit
+    )
+    for old in deleted.splitlines():
+        mine = _git(workdir, "rev-parse", f"{commit}:./{old}")
+        for path, blobs in stages.items():
+            if blobs.get("2") == mine and "3" in blobs and (old_render / old).is_file():
+                moved[old] = path
+    for old, path in moved.items():
+        blobs = stages[path]
+        with tempfile.TemporaryDirectory(prefix="fastcelery-merge-") as tmp:
+            ours, theirs = Path(tmp) / "ours", Path(tmp) / "theirs"
+            ours.write_text(_git_blob(workdir, blobs["2"]), encoding="utf-8")
+            theirs.write_text(_git_blob(workdir, blobs["3"]), encoding="utf-8")
+            labels = [arg for label in MERGE_LABELS for arg in ("-L", label)]
+            merged = gitutil.git(
+                workdir, "merge-file", "-p", *labels, str(ours), str(old_render / old),
+                str(theirs), check=False,
+            )  # fmt: skip
+        (workdir / path).write_text(merged.stdout, encoding="utf-8")
+        if merged.returncode == 0:  # clean: resolve the conflict Copier recorded
+            gitutil.git(workdir, "add", "--", path)
+    return list(moved.items())
+
+
+def _git_blob(workdir: Path, blob: str) -> str:
+    return gitutil.git(workdir, "cat-file", "blob", blob).stdout
+
+
 def _blob(workdir: Path, file: Path) -> str:
     return _git(workdir, "hash-object", "--no-filters", "--", str(file))
 
@@ -410,6 +462,10 @@ def _carry_package(
         (workdir / destination).parent.mkdir(parents=True, exist_ok=True)
         gitutil.git(workdir, "mv", "--", rel, destination)
         result.carried.append((rel, destination))
+        for parent in source.parents:  # git mv leaves the emptied directories behind
+            if parent == workdir or any(parent.iterdir()):
+                break
+            parent.rmdir()
     pattern = re.compile(rf"^(\s*(?:from|import)\s+){re.escape(old)}(?=[.\s]|$)", re.MULTILINE)
     for rel in _work_tree(workdir).files:
         if not rel.endswith(".py"):
@@ -465,8 +521,21 @@ def report(result: UpdateResult) -> str:
     lines += [f"  {code} {name}" for code, name in result.changes]
     for old, new in result.carried:
         lines.append(f"Carried along the package rename: {old} -> {new}")
+    for old, new in result.renamed:
+        lines.append(f"Renamed by a migration, your edits merged three-way: {old} -> {new}")
     if result.rewritten:
         lines.append("Imports of the old package rewritten in: " + ", ".join(result.rewritten))
+    lines += _attention(result)
+    if not result.needs_attention:
+        lines.append("No conflicts. Review with `git diff`, run the tests, then commit.")
+    elif not would:
+        lines.append("Resolve the above, run the tests, then commit.")
+    return "\n".join(lines)
+
+
+def _attention(result: UpdateResult) -> list[str]:
+    """The report's sections about what needs the user."""
+    lines = []
     if result.conflicts:
         lines.append("Conflicts to resolve (conflict markers or .rej files), then commit:")
         lines += [f"  {name}" for name in result.conflicts]
@@ -481,8 +550,4 @@ def report(result: UpdateResult) -> str:
     if result.broken:
         lines.append("Imports the update broke (the module or name no longer exists):")
         lines += [f"  {b.file}:{b.line}: {b.statement}  ({b.missing})" for b in result.broken]
-    if not result.needs_attention:
-        lines.append("No conflicts. Review with `git diff`, run the tests, then commit.")
-    elif not would:
-        lines.append("Resolve the above, run the tests, then commit.")
-    return "\n".join(lines)
+    return lines
