@@ -247,6 +247,25 @@ def redirect_settings(redirects: Mapping[str, str]) -> list[tuple[str, str]]:
     return settings
 
 
+def user_redirect_warning(url: str, cwd: Path) -> str | None:
+    """A warning when the user's git configuration maps exactly ``url`` elsewhere.
+
+    Of equally long ``insteadOf`` matches git uses the first it reads, and per-process
+    settings come last: such a rule wins over fastcelery's, so git reads the template there.
+    """
+    rules = git(cwd, "config", "--get-regexp", r"^url\..*\.insteadof$", check=False).stdout
+    for line in rules.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip() == url:
+            base = key[len("url.") : -len(".insteadof")]
+            return (
+                f"your git configuration maps {url} to {base}: the template is read from "
+                "there, not from the history this fastcelery ships; map a shorter prefix "
+                "(e.g. https://github.com/fastcelery/) to keep fastcelery offline"
+            )
+    return None
+
+
 @contextlib.contextmanager
 def copier_environment(redirects: Mapping[str, str]) -> Iterator[None]:
     """Run Copier with redirects (recorded URL → where git reads it) and a throwaway cache.

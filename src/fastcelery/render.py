@@ -12,7 +12,12 @@ from typing import Any
 
 from fastcelery import gitutil
 from fastcelery.errors import FastceleryError, UsageError
-from fastcelery.history import SOURCE_URL, copier_environment, open_history
+from fastcelery.history import (
+    SOURCE_URL,
+    copier_environment,
+    open_history,
+    user_redirect_warning,
+)
 from fastcelery.paths import template_root
 from fastcelery.project import COMMIT_KEY, answers_relpath, read_answers
 
@@ -97,6 +102,10 @@ def template_source(request: NewRequest, bundled: Path) -> Iterator[TemplateSour
     with open_history(bundled) as history:
         url = request.source or SOURCE_URL
         ref = request.vcs_ref or history.current_ref
+        if warning := user_redirect_warning(url, history.repo):
+            request.warnings.append(warning)
+            yield TemplateSource(src_path=url, vcs_ref=ref)  # git reads the user's mirror
+            return
         if history.resolve(ref) is None:
             raise UsageError(
                 f"--vcs-ref {ref!r} is not a template version of this fastcelery; "

@@ -26,7 +26,13 @@ from typing import Any
 from fastcelery import gitutil
 from fastcelery.answers import collect_answers, validate_answers
 from fastcelery.errors import FastceleryError, UsageError
-from fastcelery.history import SOURCE_URL, History, copier_environment, open_history
+from fastcelery.history import (
+    SOURCE_URL,
+    History,
+    copier_environment,
+    open_history,
+    user_redirect_warning,
+)
 from fastcelery.imports import BrokenImport, Tree, broken_imports
 from fastcelery.paths import template_root
 from fastcelery.project import (
@@ -178,6 +184,9 @@ def _resolve(
                 f"(e.g. {SOURCE_URL})"
             )
         return {}, request.vcs_ref
+    if warning := user_redirect_warning(plan.src_path, history.repo):
+        warnings.append(warning)  # git reads the user's mirror, not the shipped history
+        return {}, request.vcs_ref or history.current_ref
     if history.resolve(plan.old_ref) is None:
         if project.source_kind == "legacy-cache" and not request.from_version:
             raise UsageError(

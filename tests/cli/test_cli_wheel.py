@@ -52,11 +52,12 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
     assert (Path(where) / "template").is_dir()
 
     out = tmp_path / "out"
+    user = {**env, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     _run(
         [str(venv / "bin" / "fastcelery"), "new", "svc", "-o", str(out), "--defaults",
          "--broker", "rabbitmq"],
         cwd=tmp_path,
-        env={**env, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        env=user,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     answers = yaml.safe_load((out / "svc" / ".copier-answers.yml").read_text())
@@ -70,3 +71,12 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
     assert (out / "svc" / "pyproject.toml").is_file()
     assert (out / "svc" / ".git").is_dir()
+    # ... and updates from it (here: to the same version, changing an answer).
+    updated = _run(
+        [str(venv / "bin" / "fastcelery"), "update", "--broker", "redis"],
+        cwd=out / "svc",
+        env=user,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "No conflicts" in updated.stdout
+    assert not (tmp_path / "cache").exists()

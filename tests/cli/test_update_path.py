@@ -85,6 +85,12 @@ def test_plain_copier_update_through_a_mirror_named_in_git_config(tmp_path: Path
     assert updated.exit_code == 0, updated.stderr
     assert (project / "VERSION.txt").read_text() == "99\n"
     assert answers_of(project)["_commit"] == "v99.0.0"
+    # A rule for the very same URL wins over fastcelery's own (git keeps the first of equal
+    # matches): fastcelery then reads the mirror, and says so.
+    made = bob.fastcelery("new", "svc", "--defaults", "--vcs-ref", "v99.0.0", cwd=bob.home)
+    assert made.exit_code == 0, made.stderr
+    assert f"your git configuration maps {SOURCE_URL} to {mirror.as_uri()}" in made.stderr
+    assert (bob.home / "svc" / "VERSION.txt").read_text() == "99\n"  # only the mirror has it
 
 
 def test_version_2_and_version_3_update_a_version_1_project(tmp_path: Path) -> None:
