@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fastcelery.errors import FastceleryError
@@ -79,9 +79,12 @@ def status_porcelain(path: Path) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def init_and_commit(path: Path, message: str) -> str:
-    """``git init`` + first commit of everything in ``path``; returns the commit hash."""
+def init_and_commit(path: Path, message: str, files: Sequence[str] | None = None) -> str:
+    """``git init`` + first commit of ``files`` (default: everything); returns its hash."""
     git(path, "init", "-q")
-    git(path, "add", "-A")
+    if files is None:
+        git(path, "add", "-A")
+    else:
+        git(path, "add", "--", *files)
     git(path, "commit", "-q", "--no-verify", "-m", message, identity=True)
     return git(path, "rev-parse", "HEAD").stdout.strip()

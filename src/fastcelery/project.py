@@ -19,8 +19,6 @@ from fastcelery.questions import COPIER_YML, load_config
 #: Keys Copier records in the answers file: the template source and its version.
 SRC_KEY = "_src_path"
 COMMIT_KEY = "_commit"
-#: The question that names the Python package (its directory in the project).
-PACKAGE_QUESTION = "package_name"
 #: Where fastcelery 0.1.0 kept its per-user template repository (``…/fastcelery/template``),
 #: and the variable that moved it: projects recording it are moved to a URL by `update`.
 LEGACY_CACHE_TAIL = ("fastcelery", "template")

@@ -29,12 +29,13 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.errors import FastceleryError, UsageError, message_line
 from fastcelery.gitutil import git
 from fastcelery.history import INDEX, RELEASES_DIR, Release, open_history
 from fastcelery.paths import PACKAGE_DIR, WHEEL_TEMPLATE_DIR, template_root
 from fastcelery.questions import COPIER_YML, load_config
 
+PROG = "python -m fastcelery.release"
 INIT_FILE = PACKAGE_DIR / "__init__.py"
 _VERSION_LINE = re.compile(r'^__version__ = "([^"]*)"$', re.MULTILINE)
 
@@ -96,7 +97,7 @@ def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fastcelery.release",
+        prog=PROG,
         description="Record the template as a released version (see docs/updating.md).",
     )
     parser.add_argument("version", help="the version to release, e.g. 0.2.0")
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             recorded = release(version, source)
         bumped = set_package_version(recorded.version)
     except FastceleryError as exc:
-        print(f"release: error: {exc}", file=sys.stderr)
+        print(message_line("error", str(exc), PROG), file=sys.stderr)
         return exc.exit_code
     print(f"Recorded template release {recorded.tag} (commit {recorded.commit}).")
     changed = [RELEASES_DIR / recorded.bundle, RELEASES_DIR / INDEX]

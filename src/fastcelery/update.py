@@ -34,10 +34,10 @@ from fastcelery.history import (
     user_redirect_warning,
 )
 from fastcelery.imports import BrokenImport, Tree, broken_imports
+from fastcelery.options import template_config
 from fastcelery.paths import template_root
 from fastcelery.project import (
     COMMIT_KEY,
-    PACKAGE_QUESTION,
     SRC_KEY,
     Project,
     is_url,
@@ -45,7 +45,7 @@ from fastcelery.project import (
     read_answers,
     rewrite_answers,
 )
-from fastcelery.questions import COPIER_YML, load_config
+from fastcelery.questions import PACKAGE_QUESTION
 
 CONFLICT_MARKER = "<<<<<<< "
 CONFLICT_STYLES = ("inline", "rej")
@@ -136,7 +136,7 @@ def update_project(request: UpdateRequest) -> UpdateResult:
 
 def _answers(project: Project, request: UpdateRequest) -> dict[str, Any]:
     """The changed answers, checked against copier.yml when the template is fastcelery's."""
-    config = load_config(template_root() / COPIER_YML)
+    config = template_config()
     ours = project.source_kind != "path"
     given = collect_answers(config, request.flags, request.data, allow_unknown=not ours)
     if ours:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fastcelery import cli
+from fastcelery import cli, render
 from fastcelery.history import SOURCE_URL
+from fastcelery.options import template_config
 from fastcelery.questions import TemplateConfig
 from fastcelery.validation import complete_answers
 
-from .clihelpers import git_out, tree
+from .clihelpers import REPO_ROOT, assert_one_error_line, git_out, tree
 
 
 def answers_of(project: Path) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def answers_of(project: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def config() -> TemplateConfig:
-    return cli.load_template_config()
+    return template_config()
 
 
 def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path) -> None:
@@ -105,20 +107,52 @@ def test_output_defaults_to_cwd(
     assert "cd here" in result.stdout
 
 
-def test_force_into_non_empty_directory_reports_differences(
+def test_force_keeps_the_users_files_and_commits_only_the_render(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     target = tmp_path / "svc"
     target.mkdir()
     (target / "pyproject.toml").write_text("# mine\n")
+    (target / "README.md").write_text("my readme\n")
     (target / "NOTES.txt").write_text("keep me\n")
-    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--force", "--no-git"])
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--force"])
     assert result.exit_code == 0, result.output
-    # Copier reports the file it replaced; the user's unrelated file is untouched.
-    assert "overwrite" in result.output
-    assert "pyproject.toml" in result.output
+    assert "kept your files that the template would have replaced: README.md, pyproject.toml" in (
+        result.stderr
+    )
+    assert (target / "pyproject.toml").read_text() == "# mine\n"
+    assert (target / "README.md").read_text() == "my readme\n"
     assert (target / "NOTES.txt").read_text() == "keep me\n"
-    assert (target / ".copier-answers.yml").is_file()
+    committed = git_out(target, "ls-files").split()
+    assert ".copier-answers.yml" in committed
+    assert "app/main.py" in committed
+    assert not {"NOTES.txt", "README.md", "pyproject.toml"} & set(committed)
+
+
+def test_force_replaces_files_when_confirmed(tmp_path: Path) -> None:
+    target = tmp_path / "svc"
+    target.mkdir()
+    (target / "README.md").write_text("my readme\n")
+    asked: list[list[str]] = []
+
+    def confirm(files: Sequence[str]) -> bool:
+        asked.append(list(files))
+        return True
+
+    request = render.NewRequest(
+        name="svc", output=tmp_path, force=True, git=False, confirm_overwrite=confirm
+    )
+    result = render.new_project(request)
+    assert asked == [["README.md"]]
+    assert result.kept == []
+    assert (target / "README.md").read_text() != "my readme\n"
+
+
+def test_output_inside_fastcelery_checkout_is_refused(runner: CliRunner) -> None:
+    inside = REPO_ROOT / "not-created"
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(inside), "--defaults"])
+    assert_one_error_line(result, "inside fastcelery's own checkout", "--output ~/src")
+    assert not inside.exists()
 
 
 def test_renders_write_nothing_outside_the_project(runner: CliRunner, tmp_path: Path) -> None:
