@@ -84,13 +84,16 @@ class Project:
         return "url" if is_url(self.src_path) else "path"
 
 
-def load_project(path: Path) -> Project:
-    """Refuse (exit 2) unless ``path`` is a clean, git-tracked, generated project."""
+def load_project(path: Path, answers_file: str | None = None) -> Project:
+    """Refuse (exit 2) unless ``path`` is a clean, git-tracked, generated project.
+
+    ``answers_file``: another template applied to the project (its own answers file).
+    """
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
-    relpath = answers_relpath()
-    answers_file = path / relpath
-    if not answers_file.is_file():
+    relpath = answers_file or answers_relpath()
+    recorded = path / relpath
+    if not recorded.is_file():
         raise UsageError(
             f"{path} is not a generated project: it has no {relpath} "
             "(render one with `fastcelery new`)"
@@ -109,7 +112,7 @@ def load_project(path: Path) -> Project:
             f"{path} has uncommitted changes ({len(dirty)} path(s), e.g. {example}); "
             "commit or stash them, then update"
         )
-    project = Project(path=path, answers_relpath=relpath, answers=read_answers(answers_file))
+    project = Project(path=path, answers_relpath=relpath, answers=read_answers(recorded))
     if not project.src_path or not project.commit:
         raise UsageError(
             f"{relpath} records no template source/version ({SRC_KEY}, {COMMIT_KEY}); "

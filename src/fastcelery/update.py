@@ -67,6 +67,8 @@ class UpdateRequest:
     source: str | None = None
     #: Update as if the project had been rendered from this release.
     from_version: str | None = None
+    #: The answers file of the template to update (default: the project's own).
+    answers_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def update_project(request: UpdateRequest) -> UpdateResult:
         raise UsageError(
             f"invalid --conflict {request.conflict!r}: choose one of {', '.join(CONFLICT_STYLES)}"
         )
-    project = load_project(request.path)
+    project = load_project(request.path, request.answers_file)
     answers = _answers(project, request)
     plan = plan_source(project, request)
     with open_history(template_root(), extras=plan.extras) as history:
@@ -270,6 +272,7 @@ def _update(workdir: Path, job: _Job) -> UpdateResult:
                 src_path=plan.src_path,
                 dst_path=old_render,
                 data=project.user_answers,
+                answers_file=project.answers_relpath,
                 vcs_ref=plan.old_ref,
                 defaults=True,
                 unsafe=True,
@@ -279,6 +282,7 @@ def _update(workdir: Path, job: _Job) -> UpdateResult:
                 result.moved = _move_source(workdir, project, plan)
             copier.run_update(
                 dst_path=workdir,
+                answers_file=project.answers_relpath,
                 data=job.answers,
                 vcs_ref=job.target,
                 defaults=not request.interactive,
