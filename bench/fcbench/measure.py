@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import redis
 
+from fastcelery.history import git_config_env, open_history, redirect_settings
 from fcbench import procs
 from fcbench.systems import DEFAULT, REPO, System, Variant, postgres_pid, stack
 
@@ -559,13 +560,23 @@ def cli(workdir: Path, runs: int) -> Result:
     if ref:
         copy += ["--vcs-ref", ref]
     copy += [src, str(dirs["copier copy"] / "x")]
-    renders = interleaved(
-        {"fastcelery new": new, "copier copy": copy},
-        max(3, runs // 2),
-        warmup=1,
-        prepare=fresh,
-        cwd=workdir,
-    )
+    # The recorded source is a URL: Copier reads it, as fastcelery does, from the template
+    # history the package ships (git's insteadOf, for the copier processes only).
+    with open_history(REPO) as history:
+        settings = redirect_settings({src: history.location})
+        saved = dict(os.environ)
+        os.environ.update(git_config_env(settings))
+        try:
+            renders = interleaved(
+                {"fastcelery new": new, "copier copy": copy},
+                max(3, runs // 2),
+                warmup=1,
+                prepare=fresh,
+                cwd=workdir,
+            )
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
     shutil.rmtree(out, ignore_errors=True)
     return {"help": helps, "render": renders, "template_src": src, "template_ref": ref}
 

@@ -1,8 +1,9 @@
-"""The ``fastcelery`` command line: a thin Typer layer over the core modules.
+"""The ``fastcelery`` command line: parse, call one core function, print.
 
-Start-up must stay fast (``fastcelery --help``): this module imports Typer,
-PyYAML and fastcelery's light modules only. Copier, Jinja and anything heavy are
-imported inside the commands that use them.
+Start-up must stay fast (``fastcelery --help``): this module imports Typer and
+fastcelery's light modules only. Copier, Jinja, PyYAML and anything heavy are imported by
+the core modules the commands call (:mod:`fastcelery.render`, :mod:`fastcelery.update`,
+:mod:`fastcelery.info`).
 
 The options of ``fastcelery new`` (and ``update``) are built at run time from
 ``copier.yml`` by :mod:`fastcelery.params`.
@@ -13,55 +14,46 @@ from __future__ import annotations
 import inspect
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
 from fastcelery import __version__
-from fastcelery.answers import REFUSED_VALUES, collect_answers, validate_answers
-from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.errors import PROG, FastceleryError, UsageError, message_line
+from fastcelery.options import describe_questions, format_markdown, format_text, template_config
 from fastcelery.params import (
-    NAME_QUESTION,
-    flag_declaration,
-    flag_questions,
     flag_values,
     keyword,
     option,
     question_parameters,
     with_signature,
 )
-from fastcelery.paths import TemplateNotFoundError, template_root
-from fastcelery.questions import (
-    COPIER_YML,
-    QuestionError,
-    TemplateConfig,
-    format_value,
-    load_config,
-)
+from fastcelery.questions import NAME_QUESTION, QuestionError, TemplateConfig
 
-PROG = "fastcelery"
+#: Exit code of an update that needs the user: conflicts, lost edits or broken imports.
+EXIT_ATTENTION = 3
 
 
-class CommandError(Exception):
-    """Internal: carries the exit code of an error already reported."""
-
-
-# --------------------------------------------------------------------------- errors
+# --------------------------------------------------------------------------- output
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ONE line on stderr and exit with ``code``."""
-    one_line = " ".join(message.split())
-    typer.echo(f"{PROG}: error: {one_line}", err=True)
+    typer.echo(message_line("error", message), err=True)
     raise typer.Exit(code)
+
+
+def warn(messages: Sequence[str], kind: str = "warning") -> None:
+    for message in messages:
+        typer.echo(message_line(kind, message), err=True)
 
 
 def _run_reporting_errors(work: Callable[[], None]) -> None:
     try:
         work()
-    except (UsageError, QuestionError) as exc:
+    except QuestionError as exc:
         fail(str(exc), 2)
     except FastceleryError as exc:
         fail(str(exc), exc.exit_code)
@@ -70,11 +62,8 @@ def _run_reporting_errors(work: Callable[[], None]) -> None:
         raise typer.Exit(130) from None
 
 
-# --------------------------------------------------------------------------- copier.yml
-
-
-def load_template_config() -> TemplateConfig:
-    return load_config(template_root() / COPIER_YML)
+def _interactive(defaults: bool) -> bool:
+    return not defaults and sys.stdin.isatty()
 
 
 # --------------------------------------------------------------------------- the app
@@ -126,13 +115,19 @@ def _vcs_ref_parameter(help_text: str) -> inspect.Parameter:
     return option("vcs_ref", str | None, None, "--vcs-ref", metavar="REF", help=help_text)
 
 
+def _source_parameter(help_text: str) -> inspect.Parameter:
+    return option("source", str | None, None, "--source", metavar="URL", help=help_text)
+
+
 def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
-    name_help = "Project name; the project is created in OUTPUT/NAME."
+    name_help = "Project name; the project is created in OUTPUT/NAME (asked when omitted)."
     if config is not None and NAME_QUESTION in config.names:
         name_help = f"{config.question(NAME_QUESTION).help}. Created in OUTPUT/NAME."
     return [
         keyword(
-            "name", str, typer.Argument(..., metavar="NAME", help=name_help, show_default=False)
+            "name",
+            str | None,
+            typer.Argument(None, metavar="[NAME]", help=name_help, show_default=False),
         ),
         option(
             "output",
@@ -148,7 +143,8 @@ def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
             bool,
             False,
             "--force",
-            help="Render into a non-empty directory; files that differ are reported.",
+            help="Render into a non-empty directory; its files that the template would "
+            "replace are listed and kept unless you confirm.",
         ),
         option(
             "git",
@@ -167,14 +163,16 @@ def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
             metavar="PATH_OR_URL",
             help="Render from this Copier template (git URL or path) instead of the bundled one.",
         ),
+        _source_parameter(
+            "Template URL the project records, for a fork or an internal mirror "
+            "[default: https://github.com/fastcelery/fastcelery.git]; with --template PATH, "
+            "PATH is rendered and URL recorded."
+        ),
         _vcs_ref_parameter(
-            "Git tag/commit of the template to render (default: the installed version's tag)."
+            "Template version to render (a release tag such as v0.1.0) [default: this "
+            "fastcelery's template]."
         ),
     ]
-
-
-def _interactive(defaults: bool) -> bool:
-    return not defaults and sys.stdin.isatty()
 
 
 def new_command(config: TemplateConfig | None) -> Callable[..., None]:
@@ -186,73 +184,58 @@ def new_command(config: TemplateConfig | None) -> Callable[..., None]:
     return with_signature(new, _new_parameters(config), extra)
 
 
-def _new(kwargs: Mapping[str, Any]) -> None:
-    bundled = load_template_config()
-    name: str = kwargs["name"]
-    output: Path = kwargs["output"] or Path.cwd()
-    interactive = _interactive(kwargs["defaults"])
-    # With --template, answers are checked against that template's copier.yml when it is
-    # a local directory; for a URL, Copier checks them.
-    config: TemplateConfig | None = bundled
-    if kwargs["template"]:
-        local = Path(kwargs["template"]).expanduser()
-        config = (
-            load_config((local / COPIER_YML).resolve()) if (local / COPIER_YML).is_file() else None
-        )
-    given = collect_answers(
-        config or bundled,
-        flag_values(bundled, kwargs),
-        kwargs["data"] or (),
-        fixed={NAME_QUESTION: name},
-        fixed_labels={NAME_QUESTION: "NAME"},
-        allow_unknown=config is None,
-    )
-    if config is not None:
-        validate_answers(
-            config,
-            given,
-            interactive=interactive,
-            labels={NAME_QUESTION: "project name"},
-            extra_context={"_folder_name": name},
-        )
-
+def _new(kwargs: dict[str, Any]) -> None:
     from fastcelery import render  # noqa: PLC0415 - lazy: keeps --help fast
 
+    interactive = _interactive(kwargs["defaults"])
+    config = template_config()
     request = render.NewRequest(
-        name=name,
-        output=output,
-        answers=given,
+        name=kwargs["name"] or _ask_name(config, interactive),
+        output=kwargs["output"] or Path.cwd(),
+        flags=flag_values(config, kwargs),
+        data=kwargs["data"] or (),
         interactive=interactive,
         force=kwargs["force"],
         git=kwargs["git"],
         template=kwargs["template"],
         vcs_ref=kwargs["vcs_ref"],
+        source=kwargs["source"],
+        confirm_overwrite=_confirm_overwrite if interactive else None,
     )
-    render.check_prerequisites(request)
-    render.check_destination(request)
-    render.print_warnings(request)
-    request.warnings.clear()
-    result = render.render_new(request)
-    render.print_warnings(request)
-    if result.git_note:
-        typer.echo(f"{PROG}: note: {result.git_note}", err=True)
+    result = render.new_project(request)
+    warn(result.warnings)
+    warn([result.git_note] if result.git_note else [], "note")
     typer.echo("")
     typer.echo(render.next_steps(result))
 
 
+def _ask_name(config: TemplateConfig, interactive: bool) -> str:
+    question = config.question(NAME_QUESTION)
+    if not interactive:
+        raise UsageError(
+            "missing NAME: give the project name, e.g. `fastcelery new order-service` "
+            "(at a terminal it is asked)"
+        )
+    return str(typer.prompt(question.help or "Project name", default=question.default))
+
+
+def _confirm_overwrite(files: Sequence[str]) -> bool:
+    typer.echo(f"{len(files)} existing file(s) would be replaced by the template:", err=True)
+    for name in files:
+        typer.echo(f"  {name}", err=True)
+    return typer.confirm("Replace them (no: keep yours)?", default=False, err=True)
+
+
 def _update_parameters() -> list[inspect.Parameter]:
     return [
-        keyword(
-            "path",
-            Path,
-            typer.Argument(
-                Path("."),
-                metavar="PATH",
-                help="The generated project [default: .].",
-                show_default=False,
-            ),
+        _path_argument("The generated project [default: .]."),
+        option(
+            "pretend",
+            bool,
+            False,
+            "--pretend",
+            help="Dry run: list the files that would change and the conflicts; write nothing.",
         ),
-        option("pretend", bool, False, "--pretend", help="Dry run: show, change nothing."),
         option(
             "conflict",
             str,
@@ -264,10 +247,27 @@ def _update_parameters() -> list[inspect.Parameter]:
         ),
         *_common_parameters(),
         _vcs_ref_parameter(
-            "Template version (git tag) to update to [default: the installed fastcelery's "
-            "version, or the newest tag of another recorded template source]."
+            "Template version (a release tag) to update to [default: this fastcelery's "
+            "template; for a source this fastcelery does not carry, the newest tag there]."
+        ),
+        _source_parameter(
+            "Move the project to this template URL first (one commit), e.g. a team's mirror."
+        ),
+        option(
+            "from_version",
+            str | None,
+            None,
+            "--from-version",
+            metavar="VERSION",
+            help="Update as if the project had been rendered from this release (for a "
+            "recorded version no machine has any more); recorded in one commit first.",
         ),
     ]
+
+
+def _path_argument(help_text: str) -> inspect.Parameter:
+    argument = typer.Argument(Path("."), metavar="PATH", help=help_text, show_default=False)
+    return keyword("path", Path, argument)
 
 
 def update_command(config: TemplateConfig | None) -> Callable[..., None]:
@@ -275,7 +275,8 @@ def update_command(config: TemplateConfig | None) -> Callable[..., None]:
         """Update a generated project to this fastcelery's template (Copier's three-way merge).
 
         Refuses projects with uncommitted changes. Answers can be changed on the way
-        (e.g. --broker rabbitmq); the others keep their recorded values.
+        (e.g. --broker rabbitmq); the others keep their recorded values. Exit code 3:
+        conflicts, edits in files the template deleted, or imports the update broke.
         """
         _run_reporting_errors(lambda: _update(kwargs))
 
@@ -283,97 +284,60 @@ def update_command(config: TemplateConfig | None) -> Callable[..., None]:
     return with_signature(update, _update_parameters(), extra)
 
 
-#: Exit code of an update that left conflicts to resolve.
-EXIT_CONFLICTS = 3
-
-
-def _update(kwargs: Mapping[str, Any]) -> None:
+def _update(kwargs: dict[str, Any]) -> None:
     from fastcelery import update  # noqa: PLC0415 - lazy: keeps --help fast
 
-    config = load_template_config()
-    path: Path = kwargs["path"].absolute()
-    conflict = kwargs["conflict"]
-    if conflict not in ("inline", "rej"):
-        raise UsageError(f"invalid --conflict {conflict!r}: choose one of inline, rej")
-    interactive = _interactive(kwargs["defaults"])
-    project = update.load_project(path)
-    ours = update.uses_cache(project)
-    given = collect_answers(
-        config,
-        flag_values(config, kwargs, with_name=True),
-        kwargs["data"] or (),
-        allow_unknown=not ours,
-    )
-    if ours:
-        known = {k: v for k, v in project.user_answers.items() if k in config.names}
-        validate_answers(config, {**known, **given}, interactive=interactive)
     request = update.UpdateRequest(
-        path=path,
-        answers=given,
-        interactive=interactive,
+        path=kwargs["path"].absolute(),
+        flags=flag_values(template_config(), kwargs, with_name=True),
+        data=kwargs["data"] or (),
+        interactive=_interactive(kwargs["defaults"]),
         pretend=kwargs["pretend"],
         vcs_ref=kwargs["vcs_ref"],
-        conflict=conflict,
+        conflict=kwargs["conflict"],
+        source=kwargs["source"],
+        from_version=kwargs["from_version"],
     )
-    result = update.run_update(request)
-    typer.echo(update.report(result, path))
-    if result.conflicts:
-        raise typer.Exit(EXIT_CONFLICTS)
+    result = update.update_project(request)
+    warn(result.warnings)
+    typer.echo(update.report(result))
+    if result.needs_attention:
+        raise typer.Exit(EXIT_ATTENTION)
 
 
 def options(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
 ) -> None:
     """List every template question: flag, type, choices, default and help (from copier.yml)."""
 
     def work() -> None:
-        config = load_template_config()
-        rows = describe_questions(config)
+        rows = describe_questions()
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
-            return
-        for row in rows:
-            typer.echo(f"{row['name']}  {row['flag']}  ({row['type']})")
-            if row["help"]:
-                typer.echo(f"    {row['help']}")
-            facts = []
-            if row["choices"] is not None:
-                facts.append("choices: " + ", ".join(format_value(c) for c in row["choices"]))
-            facts.append(
-                "default: " + (format_value(row["default"]) if row["has_default"] else "(required)")
-            )
-            typer.echo("    " + "; ".join(facts))
-            for value, reason in row["refused"].items():
-                typer.echo(f"    not offered: {value}: {reason}")
-        typer.echo("")
-        typer.echo("Any question can also be answered with --data NAME=VALUE.")
+        else:
+            typer.echo(format_markdown(rows) if markdown else format_text(rows))
 
     _run_reporting_errors(work)
 
 
-def describe_questions(config: TemplateConfig) -> list[dict[str, Any]]:
-    flags = {q.name for q in flag_questions(config)}
-    rows = []
-    for q in config.questions:
-        if q.name == NAME_QUESTION:
-            flag = "NAME"
-        elif q.name in flags:
-            flag = flag_declaration(q)
-        else:
-            flag = f"--data {q.name}=VALUE"
-        rows.append(
-            {
-                "name": q.name,
-                "flag": flag,
-                "type": q.type,
-                "choices": list(q.choices) if q.choices is not None else None,
-                "default": q.default,
-                "has_default": q.has_default,
-                "help": q.help,
-                "refused": dict(REFUSED_VALUES.get(q.name, {})),
-            }
-        )
-    return rows
+def info_command() -> Callable[..., None]:
+    def info(**kwargs: Any) -> None:
+        """Show a project's template source and version, its answers, and added templates."""
+
+        def work() -> None:
+            from fastcelery import info as core  # noqa: PLC0415 - lazy: keeps --help fast
+
+            found = core.project_info(kwargs["path"].absolute())
+            text = json.dumps(found.as_dict(), indent=2) if kwargs["as_json"] else None
+            typer.echo(text or core.format_text(found))
+
+        _run_reporting_errors(work)
+
+    as_json = option("as_json", bool, False, "--json", help="Print JSON instead of text.")
+    return with_signature(
+        info, [_path_argument("The generated project [default: .]."), as_json], []
+    )
 
 
 def build_app(config: TemplateConfig | None) -> typer.Typer:
@@ -389,14 +353,15 @@ def build_app(config: TemplateConfig | None) -> typer.Typer:
     app.command("new")(new_command(config))
     app.command("update")(update_command(config))
     app.command("options")(options)
+    app.command("info")(info_command())
     return app
 
 
 def _config_or_none() -> TemplateConfig | None:
     try:
-        return load_template_config()
-    except (TemplateNotFoundError, OSError, ValueError):
-        return None
+        return template_config()
+    except (FastceleryError, OSError, ValueError):
+        return None  # the command then fails with one line when it needs the template
 
 
 #: Commands whose options come from copier.yml; other invocations never read it.
@@ -456,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if found is None:
             raise
         message, code = found
-        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+        print(message_line("error", message), file=sys.stderr)
         sys.exit(code)
     sys.exit(result if isinstance(result, int) else 0)
 

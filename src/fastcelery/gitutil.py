@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fastcelery.errors import FastceleryError
@@ -17,15 +19,31 @@ def have_git() -> bool:
 
 
 def git(
-    cwd: Path, *args: str, check: bool = True, identity: bool = False
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    identity: bool = False,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``git args`` in ``cwd``; with ``identity``, add a fallback author if none is set."""
+    """Run ``git args`` in ``cwd``; with ``identity``, add a fallback author if none is set.
+
+    ``env`` adds variables to this process's environment for the one command.
+    """
     cmd = ["git"]
     if identity and not has_identity(cwd):
         name, email = FALLBACK_IDENTITY
         cmd += ["-c", f"user.name={name}", "-c", f"user.email={email}"]
     cmd += list(args)
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        input=input,
+        env={**os.environ, **env} if env else None,
+    )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise FastceleryError(
@@ -56,12 +74,17 @@ def inside_work_tree(path: Path) -> bool:
 
 
 def status_porcelain(path: Path) -> list[str]:
-    return [line for line in git(path, "status", "--porcelain").stdout.splitlines() if line]
+    # --no-optional-locks: reading the status never rewrites .git/index (a dry run writes nothing).
+    out = git(path, "--no-optional-locks", "status", "--porcelain").stdout
+    return [line for line in out.splitlines() if line]
 
 
-def init_and_commit(path: Path, message: str) -> str:
-    """``git init`` + first commit of everything in ``path``; returns the commit hash."""
+def init_and_commit(path: Path, message: str, files: Sequence[str] | None = None) -> str:
+    """``git init`` + first commit of ``files`` (default: everything); returns its hash."""
     git(path, "init", "-q")
-    git(path, "add", "-A")
+    if files is None:
+        git(path, "add", "-A")
+    else:
+        git(path, "add", "--", *files)
     git(path, "commit", "-q", "--no-verify", "-m", message, identity=True)
     return git(path, "rev-parse", "HEAD").stdout.strip()

@@ -16,10 +16,8 @@ from typing import Any
 
 import typer
 
-from fastcelery.questions import Question, TemplateConfig
+from fastcelery.questions import NAME_QUESTION, Question, TemplateConfig
 
-#: The question answered by the NAME argument of ``fastcelery new``.
-NAME_QUESTION = "project_name"
 #: Options of our own; a copier.yml question may not take these flags.
 OWN_FLAGS = frozenset(
     {
@@ -32,6 +30,10 @@ OWN_FLAGS = frozenset(
         "--template",
         "--vcs-ref",
         "--pretend",
+        "--conflict",
+        "--source",
+        "--from-version",
+        "--markdown",
         "--help",
         "--version",
         "--json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastcelery.errors import FastceleryError
 from fastcelery.questions import COPIER_YML
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -11,8 +12,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WHEEL_TEMPLATE_DIR = PACKAGE_DIR / "_template"
 
 
-class TemplateNotFoundError(RuntimeError):
-    pass
+class TemplateNotFoundError(FastceleryError):
+    """The package's template is missing (a broken install): one error line, exit code 1."""
 
 
 def template_root(package_dir: Path = PACKAGE_DIR) -> Path:

@@ -31,6 +31,10 @@ def _yaml_load_all(text: str) -> list[Any]:
 
 
 COPIER_YML = "copier.yml"
+#: The question answered by the NAME argument of ``fastcelery new`` (the project's folder).
+NAME_QUESTION = "project_name"
+#: The question that names the Python package (its directory in the project).
+PACKAGE_QUESTION = "package_name"
 #: Types Copier knows (``CAST_STR_TO_NATIVE`` in Copier).
 KNOWN_TYPES = ("bool", "float", "int", "json", "str", "yaml")
 
@@ -52,7 +56,6 @@ class Question:
     validator: str = ""
     when: str | bool = True
     multiselect: bool = False
-    secret: bool = False
 
     @property
     def flag(self) -> str:
@@ -68,10 +71,6 @@ class Question:
         if self.choices is None:
             return None
         return tuple(format_value(c) for c in self.choices)
-
-    @property
-    def is_templated_default(self) -> bool:
-        return isinstance(self.default, str) and ("{{" in self.default or "{%" in self.default)
 
     def describe_default(self) -> str:
         if not self.has_default:
@@ -148,7 +147,6 @@ def _question(name: str, spec: Any) -> Question:
         validator=str(spec.get("validator") or ""),
         when=spec.get("when", True),
         multiselect=bool(spec.get("multiselect", False)),
-        secret=bool(spec.get("secret", False)),
     )
 
 

@@ -1,140 +1,365 @@
-"""Update a generated project with Copier's three-way merge (``fastcelery update``)."""
+"""Update a generated project with Copier's three-way merge (``fastcelery update``).
+
+1. Load the project: a clean git tree with an answers file.
+2. Plan the source: the URL the project records (a 0.1.0 per-user cache path becomes
+   :data:`~fastcelery.history.SOURCE_URL`; ``--source`` chooses another), the version to
+   update from and to, and whether git reads them from the history shipped in this
+   fastcelery (offline) or from the URL itself.
+3. Work in the project, or for ``--pretend`` in a throwaway clone of it: commit the source
+   move, render the recorded version for comparison, run Copier's update, and carry the
+   user's files along a package rename.
+4. Report what Copier does not: edits in files the template deleted or renamed, and
+   imports of the project's own modules that the update broke.
+"""
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import difflib
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import Any
 
 from fastcelery import gitutil
+from fastcelery.answers import collect_answers, validate_answers
 from fastcelery.errors import FastceleryError, UsageError
+from fastcelery.history import (
+    SOURCE_URL,
+    History,
+    copier_environment,
+    open_history,
+    user_redirect_warning,
+)
+from fastcelery.imports import BrokenImport, Tree, broken_imports
+from fastcelery.options import template_config
 from fastcelery.paths import template_root
-from fastcelery.questions import COPIER_YML, load_config
-from fastcelery.template_source import cache_repo_path, ensure_version
+from fastcelery.project import (
+    COMMIT_KEY,
+    SRC_KEY,
+    Project,
+    is_url,
+    load_project,
+    read_answers,
+    rewrite_answers,
+)
+from fastcelery.questions import PACKAGE_QUESTION
 
 CONFLICT_MARKER = "<<<<<<< "
+CONFLICT_STYLES = ("inline", "rej")
+#: `git status` codes of unmerged paths (Copier records inline conflicts in the index).
+UNMERGED = frozenset({"DD", "AU", "UD", "UA", "DU", "AA", "UU"})
 
 
-@dataclass
-class Project:
-    path: Path
-    answers_relpath: str
-    answers: dict[str, Any]
-
-    @property
-    def src_path(self) -> str:
-        return str(self.answers.get("_src_path") or "")
-
-    @property
-    def commit(self) -> str:
-        return str(self.answers.get("_commit") or "")
-
-    @property
-    def user_answers(self) -> dict[str, Any]:
-        return {k: v for k, v in self.answers.items() if not k.startswith("_")}
-
-
-@dataclass
+@dataclass(frozen=True)
 class UpdateRequest:
     path: Path
-    answers: dict[str, Any]
-    interactive: bool
+    #: Answers given by question flags, and raw ``--data KEY=VALUE`` items.
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    data: Sequence[str] = ()
+    interactive: bool = False
     pretend: bool = False
     vcs_ref: str | None = None
-    conflict: Literal["inline", "rej"] = "inline"
+    conflict: str = "inline"
+    #: Move the project to this template URL (one commit) before updating.
+    source: str | None = None
+    #: Update as if the project had been rendered from this release.
+    from_version: str | None = None
+    #: The answers file of the template to update (default: the project's own).
+    answers_file: str | None = None
+
+
+@dataclass(frozen=True)
+class LostEdit:
+    """A file the user had edited that the update deletes (the template deleted or renamed it)."""
+
+    path: str
+    #: A commit that holds the user's version: ``git show <commit>:<path>``.
+    commit: str
+    renamed_to: str | None = None
 
 
 @dataclass
 class UpdateResult:
+    path: Path
     old_version: str
     new_version: str
-    changed: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
     pretend: bool = False
+    #: The commit that moved the project to a portable template source, and its message.
+    moved: str | None = None
+    changes: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    lost: list[LostEdit] = field(default_factory=list)
+    broken: list[BrokenImport] = field(default_factory=list)
+    carried: list[tuple[str, str]] = field(default_factory=list)
+    #: Files a migration renamed with `git mv` whose edits were merged three-way: (old, new).
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    rewritten: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.conflicts or self.lost or self.broken)
 
 
-def answers_relpath() -> str:
-    settings = load_config(template_root() / COPIER_YML).settings
-    return str(settings.get("_answers_file") or ".copier-answers.yml")
+@dataclass(frozen=True)
+class SourcePlan:
+    """Where the template comes from and which version the project is updated from."""
+
+    src_path: str
+    old_ref: str
+    #: Answers-file lines to change (and commit) before updating.
+    moves: Mapping[str, str]
+    #: (repository, tag) pairs to add to the history: 0.1.0 cache versions still on disk.
+    extras: Sequence[tuple[Path, str]]
 
 
-def load_project(path: Path) -> Project:
-    """Refuse (exit 2) unless ``path`` is a clean, git-tracked, generated project."""
-    if not path.is_dir():
-        raise UsageError(f"{path} is not a directory")
-    relpath = answers_relpath()
-    answers_file = path / relpath
-    if not answers_file.is_file():
+def update_project(request: UpdateRequest) -> UpdateResult:
+    """``fastcelery update``: validate, plan, update (or pretend), report."""
+    if request.conflict not in CONFLICT_STYLES:
         raise UsageError(
-            f"{path} is not a generated project: it has no {relpath} "
-            "(render one with `fastcelery new`)"
+            f"invalid --conflict {request.conflict!r}: choose one of {', '.join(CONFLICT_STYLES)}"
         )
-    if not gitutil.have_git():
-        raise UsageError("git is not installed; updating a project needs git")
-    if not gitutil.inside_work_tree(path):
-        raise UsageError(
-            f"{path} is not a git repository; updates merge against its history: "
-            "run `git init && git add -A && git commit -m init` first"
-        )
-    dirty = gitutil.status_porcelain(path)
-    if dirty:
-        example = dirty[0][3:]
-        raise UsageError(
-            f"{path} has uncommitted changes ({len(dirty)} path(s), e.g. {example}); "
-            "commit or stash them, then update"
-        )
-    data = yaml.safe_load(answers_file.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{answers_file} is not a mapping of answers")
-    project = Project(path=path, answers_relpath=relpath, answers=dict(data))
-    if not project.src_path or not project.commit:
-        raise UsageError(
-            f"{relpath} records no template source/version (_src_path, _commit); "
-            "it was not rendered from a versioned template, so it cannot be updated"
-        )
-    return project
+    project = load_project(request.path, request.answers_file)
+    answers = _answers(project, request)
+    plan = plan_source(project, request)
+    with open_history(template_root(), extras=plan.extras) as history:
+        warnings: list[str] = []
+        redirects, target = _resolve(project, plan, history, request, warnings)
+        job = _Job(project, plan, answers, redirects, target, request)
+        with _workdir(project.path, request.pretend) as workdir:
+            result = _update(workdir, job)
+    result.path = request.path
+    result.warnings[:0] = warnings
+    return result
 
 
-def uses_cache(project: Project) -> bool:
-    src = Path(project.src_path).expanduser()
-    return src.is_absolute() and src.resolve() == cache_repo_path()
+def _answers(project: Project, request: UpdateRequest) -> dict[str, Any]:
+    """The changed answers, checked against copier.yml when the template is fastcelery's."""
+    config = template_config()
+    ours = project.source_kind != "path"
+    given = collect_answers(config, request.flags, request.data, allow_unknown=not ours)
+    if ours:
+        known = {k: v for k, v in project.user_answers.items() if k in config.names}
+        validate_answers(config, {**known, **given}, interactive=request.interactive)
+    return given
 
 
-def target_ref(project: Project, vcs_ref: str | None) -> str | None:
-    """The version to update to: the installed fastcelery's tag when the project uses the cache."""
-    if uses_cache(project):
-        tag = ensure_version(template_root())
-        known = gitutil.git(
-            cache_repo_path(), "rev-parse", "-q", "--verify", f"refs/tags/{project.commit}",
-            check=False,
-        )  # fmt: skip
-        if known.returncode != 0:
+def plan_source(project: Project, request: UpdateRequest) -> SourcePlan:
+    legacy = project.source_kind == "legacy-cache"
+    src = request.source or (SOURCE_URL if legacy else project.src_path)
+    moves: dict[str, str] = {}
+    if src != project.src_path:
+        moves[SRC_KEY] = src
+    old_ref = project.commit
+    if request.from_version:
+        old_ref = "v" + request.from_version.removeprefix("v")
+        moves[COMMIT_KEY] = old_ref
+    extras: list[tuple[Path, str]] = []
+    cache = Path(project.src_path).expanduser()
+    if legacy and not request.from_version and (cache / ".git").is_dir():
+        has_tag = gitutil.git(
+            cache, "rev-parse", "-q", "--verify", f"refs/tags/{old_ref}", check=False
+        )
+        if has_tag.returncode == 0:
+            extras.append((cache, old_ref))
+    return SourcePlan(src_path=src, old_ref=old_ref, moves=moves, extras=extras)
+
+
+def _resolve(
+    project: Project,
+    plan: SourcePlan,
+    history: History,
+    request: UpdateRequest,
+    warnings: list[str],
+) -> tuple[dict[str, str], str | None]:
+    """Redirects for Copier's git commands and the version to update to."""
+    if not is_url(plan.src_path):
+        # A local template path (rendered with --template PATH): Copier reads it as it is.
+        src = Path(plan.src_path).expanduser()
+        if not src.exists():
             raise UsageError(
-                f"template version {project.commit} (recorded in {project.answers_relpath}) "
-                f"is not in the template cache {cache_repo_path()}; run any `fastcelery new` "
-                "with that fastcelery version installed once, or set "
-                "FASTCELERY_TEMPLATE_CACHE to a cache that has it"
+                f"the template source recorded in {project.answers_relpath} does not exist: "
+                f"{plan.src_path}; move the project to a URL with --source URL "
+                f"(e.g. {SOURCE_URL})"
             )
-        return vcs_ref or tag
-    src = Path(project.src_path).expanduser()
-    if src.is_absolute() and not src.exists():
-        raise UsageError(
-            f"the template source recorded in {project.answers_relpath} does not exist: "
-            f"{project.src_path}; point _src_path at a clone of the template and commit"
+        return {}, request.vcs_ref
+    if warning := user_redirect_warning(plan.src_path, history.repo):
+        warnings.append(warning)  # git reads the user's mirror, not the shipped history
+        return {}, request.vcs_ref or history.current_ref
+    if history.resolve(plan.old_ref) is None:
+        if project.source_kind == "legacy-cache" and not request.from_version:
+            raise UsageError(
+                f"{project.answers_relpath} records template version {plan.old_ref}, which "
+                f"existed only in the per-user cache {project.src_path} of the machine that "
+                "rendered the project; run `fastcelery update` there once, or pass "
+                f"--from-version {_release_of(plan.old_ref, history)} to update as if the "
+                "project had been rendered from that release (its differences then show as "
+                "your edits)"
+            )
+        if request.from_version:
+            raise UsageError(
+                f"--from-version {plan.old_ref} is not a released template version; choose "
+                f"one of {', '.join(history.tags()) or '(no release yet)'}"
+            )
+        warnings.append(
+            f"template version {plan.old_ref} is not in the history shipped with this "
+            f"fastcelery ({', '.join(history.tags())}): updating from {plan.src_path} online"
         )
-    return vcs_ref
+        return {}, request.vcs_ref
+    target = request.vcs_ref or history.current_ref
+    if history.resolve(target) is None:
+        raise UsageError(
+            f"--vcs-ref {target!r} is not a template version of this fastcelery; choose one of "
+            f"{', '.join(history.tags()) or '(no release yet)'}"
+        )
+    if request.vcs_ref is None and (warning := history.unreleased_warning()):
+        warnings.append(warning)
+    return {plan.src_path: history.location}, target
 
 
-def find_conflicts(path: Path, changed: list[str]) -> list[str]:
+def _release_of(version: str, history: History) -> str:
+    """The release an unreleased 0.1.0-style version (``v0.1.0.post3``) was built on."""
+    base = re.sub(r"\.post\d+$", "", version)
+    if base in history.tags():
+        return base
+    return history.newest.tag if history.newest else "VERSION"
+
+
+@contextlib.contextmanager
+def _workdir(project: Path, pretend: bool) -> Iterator[Path]:
+    """The project itself, or for ``--pretend`` the same project in a throwaway clone."""
+    if not pretend:
+        yield project
+        return
+    top = Path(gitutil.git(project, "rev-parse", "--show-toplevel").stdout.strip())
+    with tempfile.TemporaryDirectory(prefix="fastcelery-pretend-") as tmp:
+        # --shared reads the project's objects in place: nothing is written to the project.
+        gitutil.git(Path(tmp), "clone", "-q", "--shared", str(top), "clone")
+        yield Path(tmp) / "clone" / project.resolve().relative_to(top.resolve())
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything one update needs, decided before anything is written."""
+
+    project: Project
+    plan: SourcePlan
+    answers: dict[str, Any]
+    redirects: dict[str, str]
+    target: str | None
+    request: UpdateRequest
+
+
+def _update(workdir: Path, job: _Job) -> UpdateResult:
+    import copier  # noqa: PLC0415 - lazy: keeps --help fast
+    from copier.errors import CopierAnswersInterrupt, CopierError  # noqa: PLC0415
+
+    project, plan, request = job.project, job.plan, job.request
+    edits_commit = _git(workdir, "rev-parse", "HEAD")
+    result = UpdateResult(
+        path=workdir, old_version=plan.old_ref, new_version="", pretend=request.pretend
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="fastcelery-old-") as old,
+        copier_environment(job.redirects),
+    ):
+        old_render = Path(old) / "project"
+        try:
+            copier.run_copy(
+                src_path=plan.src_path,
+                dst_path=old_render,
+                data=project.user_answers,
+                answers_file=project.answers_relpath,
+                vcs_ref=plan.old_ref,
+                defaults=True,
+                unsafe=True,
+                quiet=True,
+            )
+            if plan.moves:
+                result.moved = _move_source(workdir, project, plan)
+            copier.run_update(
+                dst_path=workdir,
+                answers_file=project.answers_relpath,
+                data=job.answers,
+                vcs_ref=job.target,
+                defaults=not request.interactive,
+                overwrite=True,
+                unsafe=True,
+                quiet=request.pretend,
+                conflict=request.conflict,  # type: ignore[arg-type]
+            )
+        except CopierAnswersInterrupt:
+            raise
+        except (CopierError, ValueError) as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if isinstance(exc, ValueError) or "downgrading" in message:
+                raise UsageError(message) from exc
+            raise FastceleryError(f"update failed: {message}") from exc
+        after = read_answers(workdir / project.answers_relpath)
+        result.new_version = str(after.get(COMMIT_KEY) or job.target or "?")
+        old_package = str(project.answers.get(PACKAGE_QUESTION) or "")
+        new_package = str(after.get(PACKAGE_QUESTION) or "")
+        if old_package and new_package and old_package != new_package:
+            _carry_package(workdir, old_render, old_package, new_package, result)
+        result.renamed = _merge_renames(workdir, old_render, edits_commit)
+        result.changes = changed_paths(workdir)
+        result.conflicts = find_conflicts(workdir, result.changes)
+        moved = {old for old, _new in result.renamed}
+        changes = [(code, name) for code, name in result.changes if name not in moved]
+        result.lost = _lost_edits(workdir, old_render, edits_commit, changes)
+        result.broken = broken_imports(
+            _head_tree(workdir), _work_tree(workdir), _work_tree(workdir).files
+        )
+    return result
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return gitutil.git(cwd, *args).stdout.strip()
+
+
+def _move_source(workdir: Path, project: Project, plan: SourcePlan) -> str:
+    """Record the portable source (and ``--from-version``) in one commit; return its summary."""
+    rewrite_answers(workdir / project.answers_relpath, plan.moves)
+    changes = ", ".join(f"{key} {value}" for key, value in plan.moves.items())
+    was = f"was {project.src_path} at {project.commit}"
+    message = f"fastcelery update: template source {changes} ({was})"
+    gitutil.git(workdir, "add", "--", project.answers_relpath)
+    gitutil.git(workdir, "commit", "-q", "--no-verify", "-m", message, identity=True)
+    return f"{_git(workdir, 'rev-parse', '--short=12', 'HEAD')} {message}"
+
+
+def changed_paths(path: Path) -> list[tuple[str, str]]:
+    """``git status`` as (code, path) pairs relative to ``path``; renames as ``old -> new``."""
+    out = gitutil.git(
+        path, "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+        "--", ".",
+    ).stdout  # fmt: skip
+    prefix = _git(path, "rev-parse", "--show-prefix")
+    fields = out.split("\0")
+    changes: list[tuple[str, str]] = []
+    index = 0
+    while index < len(fields) and fields[index]:
+        code, name = fields[index][:2], fields[index][3:].removeprefix(prefix)
+        index += 1
+        if "R" in code or "C" in code:
+            source = fields[index].removeprefix(prefix)
+            index += 1
+            name = f"{source} -> {name}"
+        changes.append((code, name))
+    return changes
+
+
+def find_conflicts(path: Path, changes: Sequence[tuple[str, str]]) -> list[str]:
     conflicts: list[str] = []
-    for rel in changed:
-        file = path / rel
-        if rel.endswith(".rej"):
+    for code, name in changes:
+        rel = name.split(" -> ")[-1]
+        if rel.endswith(".rej") or code in UNMERGED:
             conflicts.append(rel)
             continue
+        file = path / rel
         if not file.is_file():
             continue
         try:
@@ -146,70 +371,196 @@ def find_conflicts(path: Path, changed: list[str]) -> list[str]:
     return conflicts
 
 
-def _changed_paths(path: Path) -> list[str]:
-    out = gitutil.git(path, "status", "--porcelain", "--untracked-files=all").stdout
-    return [line for line in out.splitlines() if line]
+#: Conflict labels, as Copier writes them (the version the project had, the recorded
+#: version of the template, the new one).
+MERGE_LABELS = ("before updating", "last update", "after updating")
 
 
-def run_update(request: UpdateRequest) -> UpdateResult:
-    import copier  # noqa: PLC0415 - lazy: keeps --help fast
-    from copier.errors import CopierAnswersInterrupt, CopierError  # noqa: PLC0415
+def _merge_renames(workdir: Path, old_render: Path, commit: str) -> list[tuple[str, str]]:
+    """Merge files that a migration renamed with `git mv` three-way.
 
-    project = load_project(request.path)
-    ref = target_ref(project, request.vcs_ref)
-    try:
-        copier.run_update(
-            dst_path=request.path,
-            data=request.answers,
-            vcs_ref=ref,
-            defaults=not request.interactive,
-            overwrite=True,
-            pretend=request.pretend,
-            unsafe=True,
-            quiet=False,
-            conflict=request.conflict,
-        )
-    except CopierAnswersInterrupt:
-        raise
-    except (CopierError, ValueError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, ValueError) or "downgrading" in message:
-            raise UsageError(message) from exc
-        raise FastceleryError(f"update failed: {message}") from exc
-    after = yaml.safe_load((request.path / project.answers_relpath).read_text()) or {}
-    result = UpdateResult(
-        old_version=project.commit,
-        new_version=str(after.get("_commit") or ref or "?"),
-        pretend=request.pretend,
+    Copier sees such a file as added on both sides and leaves one conflict over the whole
+    file (its base is empty). The recorded version's render of the old path is the true
+    base: merge the user's version (stage 2) and the template's (stage 3) against it.
+    """
+    stages: dict[str, dict[str, str]] = {}
+    for line in _git(workdir, "ls-files", "-u", "--", ".").splitlines():
+        meta, path = line.split("\t", 1)
+        _mode, blob, stage = meta.split()
+        stages.setdefault(path, {})[stage] = blob
+    moved = {}
+    deleted = _git(
+        workdir, "diff", "--name-only", "--relative", "--cached", "--diff-filter=D", commit
     )
-    if request.pretend:
-        result.new_version = ref or "(latest)"
-        return result
-    status = _changed_paths(request.path)
-    result.changed = status
-    result.conflicts = find_conflicts(request.path, [line[3:] for line in status])
-    return result
+    for old in deleted.splitlines():
+        mine = _git(workdir, "rev-parse", f"{commit}:./{old}")
+        for path, blobs in stages.items():
+            if blobs.get("2") == mine and "3" in blobs and (old_render / old).is_file():
+                moved[old] = path
+    for old, path in moved.items():
+        blobs = stages[path]
+        with tempfile.TemporaryDirectory(prefix="fastcelery-merge-") as tmp:
+            ours, theirs = Path(tmp) / "ours", Path(tmp) / "theirs"
+            ours.write_text(_git_blob(workdir, blobs["2"]), encoding="utf-8")
+            theirs.write_text(_git_blob(workdir, blobs["3"]), encoding="utf-8")
+            labels = [arg for label in MERGE_LABELS for arg in ("-L", label)]
+            merged = gitutil.git(
+                workdir, "merge-file", "-p", *labels, str(ours), str(old_render / old),
+                str(theirs), check=False,
+            )  # fmt: skip
+        (workdir / path).write_text(merged.stdout, encoding="utf-8")
+        if merged.returncode == 0:  # clean: resolve the conflict Copier recorded
+            gitutil.git(workdir, "add", "--", path)
+    return list(moved.items())
 
 
-def report(result: UpdateResult, path: Path) -> str:
-    if result.pretend:
-        return (
+def _git_blob(workdir: Path, blob: str) -> str:
+    return gitutil.git(workdir, "cat-file", "blob", blob).stdout
+
+
+def _blob(workdir: Path, file: Path) -> str:
+    return _git(workdir, "hash-object", "--no-filters", "--", str(file))
+
+
+def _lost_edits(
+    workdir: Path, old_render: Path, commit: str, changes: Sequence[tuple[str, str]]
+) -> list[LostEdit]:
+    """Deleted files whose content in ``commit`` is not what the recorded version rendered."""
+    added = [n for c, n in changes if c in ("??", "A ", "AM") and " -> " not in n]
+    lost = []
+    for code, name in changes:
+        if "D" not in code or " -> " in name:
+            continue
+        mine = _git(workdir, "rev-parse", f"{commit}:./{name}")
+        rendered = old_render / name
+        if rendered.is_file() and _blob(workdir, rendered) == mine:
+            continue  # untouched by the user: deleting it loses nothing
+        lost.append(LostEdit(name, commit[:12], _renamed_to(name, rendered, added, workdir)))
+    return lost
+
+
+def _renamed_to(name: str, rendered: Path, added: Sequence[str], workdir: Path) -> str | None:
+    """The added file most like the deleted one, if any is alike (a rename by the template)."""
+    if not rendered.is_file():
+        return None
+    before = rendered.read_text(encoding="utf-8", errors="replace")
+    best, score = None, 0.6
+    for candidate in added:
+        text = (workdir / candidate).read_text(encoding="utf-8", errors="replace")
+        ratio = difflib.SequenceMatcher(None, before, text).ratio()
+        if Path(candidate).name == Path(name).name:
+            ratio += 0.2
+        if ratio > score:
+            best, score = candidate, ratio
+    return best
+
+
+def _carry_package(
+    workdir: Path, old_render: Path, old: str, new: str, result: UpdateResult
+) -> None:
+    """Move the user's own files of package ``old`` into ``new``, and fix imports of ``old``."""
+    if not (workdir / new).is_dir():
+        return
+    tracked = _git(workdir, "ls-files", "--", old).splitlines()
+    for rel in tracked:
+        source, rendered = workdir / rel, old_render / rel
+        if not source.is_file() or rendered.exists():
+            continue  # gone, or the template's own file (its fate is Copier's)
+        destination = new + rel[len(old) :]
+        if (workdir / destination).exists():
+            result.warnings.append(
+                f"{rel} stays where it is: {destination} exists (package renamed {old} → {new})"
+            )
+            continue
+        (workdir / destination).parent.mkdir(parents=True, exist_ok=True)
+        gitutil.git(workdir, "mv", "--", rel, destination)
+        result.carried.append((rel, destination))
+        for parent in source.parents:  # git mv leaves the emptied directories behind
+            if parent == workdir or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    pattern = re.compile(rf"^(\s*(?:from|import)\s+){re.escape(old)}(?=[.\s]|$)", re.MULTILINE)
+    for rel in _work_tree(workdir).files:
+        if not rel.endswith(".py"):
+            continue
+        text = (workdir / rel).read_text(encoding="utf-8")
+        fixed = pattern.sub(lambda m: m.group(1) + new, text)
+        if fixed != text:
+            (workdir / rel).write_text(fixed, encoding="utf-8")
+            result.rewritten.append(rel)
+
+
+def _work_tree(workdir: Path) -> Tree:
+    listed = _git(workdir, "ls-files", "-co", "--exclude-standard", "--", ".").splitlines()
+    files = frozenset(f for f in listed if (workdir / f).is_file())
+
+    def read(rel: str) -> str | None:
+        try:
+            return (workdir / rel).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    return Tree(files=files, read=read)
+
+
+def _head_tree(workdir: Path) -> Tree:
+    files = frozenset(_git(workdir, "ls-tree", "-r", "--name-only", "HEAD").splitlines())
+
+    def read(rel: str) -> str | None:
+        shown = gitutil.git(workdir, "show", f"HEAD:./{rel}", check=False)
+        return shown.stdout if shown.returncode == 0 else None
+
+    return Tree(files=files, read=read)
+
+
+def report(result: UpdateResult) -> str:
+    """What happened (or, for ``--pretend``, would happen), for people."""
+    would = result.pretend
+    path = result.path
+    if would:
+        lines = [
             f"Dry run (--pretend): {path} would be updated from {result.old_version} to "
             f"{result.new_version}; nothing was written."
-        )
-    lines = [f"Updated {path} from {result.old_version} to {result.new_version}."]
-    if not result.changed:
+        ]
+    else:
+        lines = [f"Updated {path} from {result.old_version} to {result.new_version}."]
+    if result.moved:
+        verb = "would move" if would else "moved"
+        lines.append(f"First, {verb} the project to a portable template source: {result.moved}")
+    if not result.changes:
         lines.append("Nothing changed: the project is up to date.")
         return "\n".join(lines)
-    lines.append("Changed files (git status):")
-    lines += [f"  {line}" for line in result.changed]
-    if result.conflicts:
-        lines.append("Conflicts to resolve (conflict markers or .rej files), then commit:")
-        lines += [f"  {name}" for name in result.conflicts]
-    else:
+    lines.append(("Files that would change" if would else "Changed files") + " (git status):")
+    lines += [f"  {code} {name}" for code, name in result.changes]
+    for old, new in result.carried:
+        lines.append(f"Carried along the package rename: {old} -> {new}")
+    for old, new in result.renamed:
+        lines.append(f"Renamed by a migration, your edits merged three-way: {old} -> {new}")
+    if result.rewritten:
+        lines.append("Imports of the old package rewritten in: " + ", ".join(result.rewritten))
+    lines += _attention(result)
+    if not result.needs_attention:
         lines.append("No conflicts. Review with `git diff`, run the tests, then commit.")
+    elif not would:
+        lines.append("Resolve the above, run the tests, then commit.")
     return "\n".join(lines)
 
 
-def print_report(result: UpdateResult, path: Path) -> None:
-    print(report(result, path), file=sys.stdout)
+def _attention(result: UpdateResult) -> list[str]:
+    """The report's sections about what needs the user."""
+    lines = []
+    if result.conflicts:
+        lines.append("Conflicts to resolve (conflict markers or .rej files), then commit:")
+        lines += [f"  {name}" for name in result.conflicts]
+    if result.lost:
+        lines.append(
+            "Edited files the template deleted or renamed (your edits are not in the update; "
+            "`git show COMMIT:PATH` shows them):"
+        )
+        for lost in result.lost:
+            renamed = f" (renamed to {lost.renamed_to}?)" if lost.renamed_to else ""
+            lines.append(f"  {lost.path}{renamed}: git show {lost.commit}:{lost.path}")
+    if result.broken:
+        lines.append("Imports the update broke (the module or name no longer exists):")
+        lines += [f"  {b.file}:{b.line}: {b.statement}  ({b.missing})" for b in result.broken]
+    return lines

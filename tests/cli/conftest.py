@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Each xdist worker gets its own template cache and an empty global git config.
+    """Each xdist worker gets its own cache directory and an empty global git config.
 
     The empty git config means no git identity: renders exercise the fallback identity.
     """
@@ -19,7 +19,8 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     gitconfig = base / "gitconfig"
     gitconfig.write_text("[init]\n\tdefaultBranch = main\n")
     saved = dict(os.environ)
-    os.environ["FASTCELERY_TEMPLATE_CACHE"] = str(base / "template-cache")
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    os.environ.pop("FASTCELERY_TEMPLATE_CACHE", None)  # fastcelery 0.1.0's cache variable
     os.environ["GIT_CONFIG_GLOBAL"] = str(gitconfig)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from fastcelery import cli
 
-from .clihelpers import assert_one_error_line, run_cli, tree
+from .clihelpers import Result, assert_one_error_line, run_cli, tree
 
 #: Bad answers to ``fastcelery new``: (id, command line, fragments of the one error line).
 BAD_INPUTS: list[tuple[str, str, list[str]]] = [
@@ -79,7 +81,8 @@ BAD_INPUTS: list[tuple[str, str, list[str]]] = [
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     runner: CliRunner, tmp_path: Path, command_line: str, expected: list[str]
 ) -> None:
-    cache = Path(os.environ["FASTCELERY_TEMPLATE_CACHE"]).parent
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    cache.mkdir(exist_ok=True)
     before, cache_before = tree(tmp_path), tree(cache)
     result = runner.invoke(cli.app, [*shlex.split(command_line), "--output", str(tmp_path)])
     assert_one_error_line(result, *expected)
@@ -111,7 +114,8 @@ def test_target_directory_not_created_on_error(runner: CliRunner, tmp_path: Path
 #: (id, command line run in an empty directory, fragment of the one error line).
 REAL_PROCESS_ERRORS: list[tuple[str, str, str]] = [
     ("unknown-option", "new svc --colour red", "No such option"),
-    ("missing-name", "new", "Missing argument 'NAME'"),
+    ("missing-name", "new", "missing NAME"),
+    ("output-is-a-file", "new z -o afile", "afile exists and is not a directory"),
     ("update-outside-a-project", "update .", "is not a generated project"),
     ("invalid-conflict-style", "update . --conflict both", "invalid --conflict 'both'"),
     ("unknown-command", "frobnicate", "No such command"),
@@ -124,9 +128,10 @@ REAL_PROCESS_ERRORS: list[tuple[str, str, str]] = [
     ("command_line", "fragment"), [pytest.param(c, f, id=i) for i, c, f in REAL_PROCESS_ERRORS]
 )
 def test_usage_errors_in_a_real_process(tmp_path: Path, command_line: str, fragment: str) -> None:
+    (tmp_path / "afile").write_text("not a directory\n")
     result = run_cli(shlex.split(command_line), cwd=tmp_path)
     assert_one_error_line(result, fragment)
-    assert tree(tmp_path) == []
+    assert tree(tmp_path) == ["afile"]
 
 
 def test_missing_git_fails_before_writing(tmp_path: Path) -> None:
@@ -158,3 +163,21 @@ def test_no_arguments_prints_help(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "Usage: fastcelery" in result.stdout
     assert "update" in result.stdout
+
+
+def test_missing_template_is_one_error_line(tmp_path: Path) -> None:
+    """A broken install (no copier.yml next to the package): one line, exit 1, no traceback."""
+    code = (
+        "import sys\n"
+        "from fastcelery import cli, options, paths\n"
+        "def missing(*args, **kwargs):\n"
+        "    return paths.template_root(paths.PACKAGE_DIR / 'nowhere' / 'x' / 'fastcelery')\n"
+        "options.template_root = missing\n"
+        "cli.main(['new', 'svc', '--defaults'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert_one_error_line(result, "cannot find the bundled template", exit_code=1)
+    assert tree(tmp_path) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +11,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fastcelery import cli
+from fastcelery import cli, render
+from fastcelery.history import SOURCE_URL
+from fastcelery.options import template_config
 from fastcelery.questions import TemplateConfig
 from fastcelery.validation import complete_answers
 
-from .clihelpers import git_out, tree
+from .clihelpers import REPO_ROOT, assert_one_error_line, git_out, tree
 
 
 def answers_of(project: Path) -> dict[str, Any]:
@@ -24,7 +28,7 @@ def answers_of(project: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def config() -> TemplateConfig:
-    return cli.load_template_config()
+    return template_config()
 
 
 def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path) -> None:
@@ -48,9 +52,9 @@ def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path
     assert answers["python_version"] == "3.13"
     assert answers["package_name"] == "orders"
     assert answers["description"] == "Takes orders."
-    # A source and a version that `copier update` can use later.
+    # A source and a version that mean the same on every machine (see test_update_path.py).
     assert answers["_commit"].startswith("v")
-    assert Path(answers["_src_path"]).is_dir()
+    assert answers["_src_path"] == SOURCE_URL
     assert (project / "pyproject.toml").is_file()
     # Next steps name the package from the answers.
     assert "cd " in result.stdout
@@ -103,38 +107,66 @@ def test_output_defaults_to_cwd(
     assert "cd here" in result.stdout
 
 
-def test_force_into_non_empty_directory_reports_differences(
+def test_force_keeps_the_users_files_and_commits_only_the_render(
     runner: CliRunner, tmp_path: Path
 ) -> None:
     target = tmp_path / "svc"
     target.mkdir()
     (target / "pyproject.toml").write_text("# mine\n")
+    (target / "README.md").write_text("my readme\n")
     (target / "NOTES.txt").write_text("keep me\n")
-    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--force", "--no-git"])
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path), "--force"])
     assert result.exit_code == 0, result.output
-    # Copier reports the file it replaced; the user's unrelated file is untouched.
-    assert "overwrite" in result.output
-    assert "pyproject.toml" in result.output
+    assert "kept your files that the template would have replaced: README.md, pyproject.toml" in (
+        result.stderr
+    )
+    assert (target / "pyproject.toml").read_text() == "# mine\n"
+    assert (target / "README.md").read_text() == "my readme\n"
     assert (target / "NOTES.txt").read_text() == "keep me\n"
-    assert (target / ".copier-answers.yml").is_file()
+    committed = git_out(target, "ls-files").split()
+    assert ".copier-answers.yml" in committed
+    assert "app/main.py" in committed
+    assert not {"NOTES.txt", "README.md", "pyproject.toml"} & set(committed)
 
 
-def test_template_cache_is_a_tagged_git_repo(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path / "out"), "--no-git"])
-    assert result.exit_code == 0, result.output
-    answers = answers_of(tmp_path / "out" / "svc")
-    cache = Path(answers["_src_path"])
-    assert answers["_commit"] in git_out(cache, "tag").split()
-    assert git_out(cache, "status", "--porcelain") == ""
-    # Rendering again records a tag of the same cache (the same one unless the bundled
-    # template changed in between; see test_cache_gets_a_post_tag_when_content_changes).
-    again = runner.invoke(cli.app, ["new", "svc2", "-o", str(tmp_path / "out"), "--no-git"])
-    assert again.exit_code == 0, again.output
-    second = answers_of(tmp_path / "out" / "svc2")
-    assert second["_src_path"] == answers["_src_path"]
-    assert second["_commit"].startswith(answers["_commit"])
-    assert second["_commit"] in git_out(cache, "tag").split()
-    assert {"svc", "svc2"} <= set(tree(tmp_path / "out"))
+def test_force_replaces_files_when_confirmed(tmp_path: Path) -> None:
+    target = tmp_path / "svc"
+    target.mkdir()
+    (target / "README.md").write_text("my readme\n")
+    asked: list[list[str]] = []
+
+    def confirm(files: Sequence[str]) -> bool:
+        asked.append(list(files))
+        return True
+
+    request = render.NewRequest(
+        name="svc", output=tmp_path, force=True, git=False, confirm_overwrite=confirm
+    )
+    result = render.new_project(request)
+    assert asked == [["README.md"]]
+    assert result.kept == []
+    assert (target / "README.md").read_text() != "my readme\n"
+
+
+def test_output_inside_fastcelery_checkout_is_refused(runner: CliRunner) -> None:
+    inside = REPO_ROOT / "not-created"
+    result = runner.invoke(cli.app, ["new", "svc", "-o", str(inside), "--defaults"])
+    assert_one_error_line(result, "inside fastcelery's own checkout", "--output ~/src")
+    assert not inside.exists()
+
+
+def test_renders_write_nothing_outside_the_project(runner: CliRunner, tmp_path: Path) -> None:
+    """No per-user template cache: the recorded source is a URL, read from the package."""
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    cache.mkdir(exist_ok=True)
+    before = tree(cache)
+    for name in ("svc", "svc2"):
+        result = runner.invoke(cli.app, ["new", name, "-o", str(tmp_path / "out"), "--no-git"])
+        assert result.exit_code == 0, result.output
+    first, second = answers_of(tmp_path / "out" / "svc"), answers_of(tmp_path / "out" / "svc2")
+    assert first["_src_path"] == second["_src_path"] == SOURCE_URL
+    assert first["_commit"] == second["_commit"]
+    assert tree(cache) == before
 
 
 def test_inside_an_existing_repository_no_nested_repo(runner: CliRunner, tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from fastcelery import __version__, cli
 from fastcelery.answers import collect_answers
-from fastcelery.params import NAME_QUESTION
+from fastcelery.options import template_config
 from fastcelery.paths import TemplateNotFoundError, template_root
-from fastcelery.questions import format_value, load_config, parse_config
+from fastcelery.questions import NAME_QUESTION, format_value, load_config, parse_config
 
 from .clihelpers import REPO_ROOT, run_cli
 
@@ -85,7 +85,7 @@ def test_every_question_has_a_flag_with_its_choices_and_default() -> None:
 def test_options_text_lists_every_question(runner: CliRunner) -> None:
     result = runner.invoke(cli.app, ["options"])
     assert result.exit_code == 0
-    config = cli.load_template_config()
+    config = template_config()
     for q in config.questions:
         assert q.name in result.stdout
     assert "--result-backend" in result.stdout
@@ -97,7 +97,7 @@ def test_options_json_matches_copier_yml(runner: CliRunner) -> None:
     result = runner.invoke(cli.app, ["options", "--json"])
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    config = cli.load_template_config()
+    config = template_config()
     assert [r["name"] for r in rows] == list(config.names)
     by_name = {r["name"]: r for r in rows}
     for q in config.questions:

@@ -75,3 +75,41 @@ def test_prompt_answers_one_question_interactively(tmp_path: Path) -> None:
     answers = yaml.safe_load((tmp_path / "svc" / ".copier-answers.yml").read_text())
     assert answers["broker"] == "rabbitmq"
     assert config_names <= set(answers)
+
+
+@pytest.mark.timeout(120)
+def test_missing_name_is_asked_at_a_terminal(tmp_path: Path) -> None:
+    """`fastcelery new` without NAME at a terminal asks for it (with copier.yml's help)."""
+    primary, secondary = pty.openpty()
+    args = [str(FASTCELERY), "new", "-o", str(tmp_path), "--no-git", "--data", "description=x"]
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    proc = subprocess.Popen(
+        args, stdin=secondary, stdout=secondary, stderr=secondary, env=env, close_fds=True
+    )
+    os.close(secondary)
+    seen = b""
+    named = False
+    deadline = time.monotonic() + 90
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            chunk = _read(primary, 1.0)
+            seen += chunk
+            if chunk:
+                continue
+            if not named and b"Project name" in seen:
+                os.write(primary, b"order-service" + ENTER)
+                named = True
+                seen = b""
+            elif named and seen.strip():  # Copier's own questions: accept their defaults
+                os.write(primary, ENTER)
+                seen = b""
+        while chunk := _read(primary, 0.5):
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    assert proc.wait(timeout=10) == 0, seen.decode(errors="replace")[-3000:]
+    assert named
+    answers = yaml.safe_load((tmp_path / "order-service" / ".copier-answers.yml").read_text())
+    assert answers["project_name"] == "order-service"

@@ -6,7 +6,6 @@ repository and editing the copy: v1 → render → user edits committed → v2 �
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import yaml
 from typer.testing import CliRunner
 
 from fastcelery import cli
-from fastcelery.template_source import cache_repo_path, ensure_version
 
 from .clihelpers import REPO_ROOT, git_out, tree
 
@@ -102,7 +100,7 @@ def test_update_merges_user_edits_and_reports_conflicts(
     commit_all(template_repo, "template v2", tag="v2.0.0")
 
     result = runner.invoke(cli.app, ["update", str(project)])
-    assert result.exit_code == cli.EXIT_CONFLICTS, result.output
+    assert result.exit_code == cli.EXIT_ATTENTION, result.output
 
     assert (project / "UNTOUCHED.txt").read_text() == "version 2\n"
     merged = (project / "SETTINGS.txt").read_text()
@@ -130,7 +128,7 @@ def test_update_with_rej_files(runner: CliRunner, tmp_path: Path, template_repo:
     (template_repo / "template" / "NOTES.md").write_text("line 1 (v2)\nline 2\nline 3\n")
     commit_all(template_repo, "template v2", tag="v2.0.0")
     result = runner.invoke(cli.app, ["update", str(project), "--conflict", "rej"])
-    assert result.exit_code == cli.EXIT_CONFLICTS, result.output
+    assert result.exit_code == cli.EXIT_ATTENTION, result.output
     assert (project / "NOTES.md.rej").is_file()
     assert "NOTES.md.rej" in result.stdout.split("Conflicts to resolve", 1)[1]
 
@@ -259,42 +257,3 @@ def test_update_runs_a_copier_migration(
     assert answers["salutation"] == "hi"  # without the migration: the default "hello"
     assert "greeting" not in answers
     assert (project / "GREETING.txt").read_text() == "hi world\n"
-
-
-def test_cache_gets_a_post_tag_when_content_changes(tmp_path: Path) -> None:
-    repo = tmp_path / "cache"
-    bundle = copy_template(tmp_path / "bundle")
-    assert ensure_version(bundle, "9.9.9", repo=repo) == "v9.9.9"
-    assert ensure_version(bundle, "9.9.9", repo=repo) == "v9.9.9"  # same content: same tag
-    (bundle / "template" / "EXTRA.txt").write_text("changed\n")
-    assert ensure_version(bundle, "9.9.9", repo=repo) == "v9.9.9.post1"
-    assert ensure_version(bundle, "9.9.10", repo=repo) == "v9.9.10"
-    assert set(git_out(repo, "tag").split()) == {"v9.9.9", "v9.9.9.post1", "v9.9.10"}
-
-
-def test_plain_copier_update_works_on_a_generated_project(
-    runner: CliRunner, tmp_path: Path
-) -> None:
-    """A project rendered by `fastcelery new` updates with plain `copier update`."""
-    result = runner.invoke(cli.app, ["new", "svc", "-o", str(tmp_path / "out"), "--defaults"])
-    assert result.exit_code == 0, result.output
-    project = tmp_path / "out" / "svc"
-    old = answers_of(project)["_commit"]
-    # A newer fastcelery version lands in the same cache (as installing it would do).
-    bundle = copy_template(tmp_path / "bundle")
-    (bundle / "template" / "NEW_IN_NEXT_VERSION.txt").write_text("hello\n")
-    new = ensure_version(bundle, "99.0.0", repo=cache_repo_path())
-    copier = Path(sys.executable).parent / "copier"
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    proc = subprocess.run(
-        [str(copier), "update", "--defaults", "--trust", "--skip-tasks"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert (project / "NEW_IN_NEXT_VERSION.txt").read_text() == "hello\n"
-    assert answers_of(project)["_commit"] == new != old

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fastcelery.history import SOURCE_URL, read_releases
 from tests.support import uv_bin
 
 from .clihelpers import REPO_ROOT
@@ -51,15 +52,31 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
     assert (Path(where) / "template").is_dir()
 
     out = tmp_path / "out"
+    user = {**env, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     _run(
         [str(venv / "bin" / "fastcelery"), "new", "svc", "-o", str(out), "--defaults",
          "--broker", "rabbitmq"],
         cwd=tmp_path,
-        env={**env, "FASTCELERY_TEMPLATE_CACHE": str(tmp_path / "cache")},
+        env=user,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     answers = yaml.safe_load((out / "svc" / ".copier-answers.yml").read_text())
     assert answers["broker"] == "rabbitmq"
-    assert answers["_src_path"] == str(tmp_path / "cache")
+    assert answers["_src_path"] == SOURCE_URL
+    # The wheel carries the released history that resolves the recorded version offline.
+    releases = Path(where).parent / "releases"
+    shipped = {p.name for p in releases.glob("*.bundle")}
+    assert shipped
+    assert {r.bundle for r in read_releases(releases)} == shipped
+    assert not (tmp_path / "cache").exists()
     assert (out / "svc" / "pyproject.toml").is_file()
     assert (out / "svc" / ".git").is_dir()
+    # ... and updates from it (here: to the same version, changing an answer).
+    updated = _run(
+        [str(venv / "bin" / "fastcelery"), "update", "--broker", "redis"],
+        cwd=out / "svc",
+        env=user,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "No conflicts" in updated.stdout
+    assert not (tmp_path / "cache").exists()

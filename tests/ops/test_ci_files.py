@@ -54,4 +54,5 @@ def test_pre_commit_config_is_valid(rendered: RenderFn, answers: dict[str, Any])
     check_ok(tool("pre-commit", "validate-config", ".pre-commit-config.yaml", cwd=project))
     (config,) = yaml_documents(project / ".pre-commit-config.yaml")
     hooks = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
-    assert hooks == {"ruff-check", "ruff-format", "mypy"}
+    # The project's own linters, and what `copier update` can leave behind (docs/updating.md).
+    assert hooks == {"ruff-check", "ruff-format", "mypy", "check-merge-conflict", "no-rej-files"}
