@@ -318,24 +318,30 @@ class Stack:
     def diagnostics(self) -> str:
         return "\n".join(proc.tail() for proc in self.procs)
 
-    def start_api(self, extra_env: Mapping[str, str] | None = None, port: int = 0) -> Api:
+    def start_api(
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        port: int = 0,
+        command: list[str] | None = None,
+    ) -> Api:
+        """The API, ready. `command`: the project's own uvicorn command line (say, its
+        Dockerfile's CMD), run with its host and port set to 127.0.0.1 and `port`."""
         port = port or free_port()
-        proc = self.spawn(
-            "api",
-            [
-                self.project.bin("uvicorn"),
-                f"{self.project.package}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                # Longer than any pause between a test's requests, so a client never reuses a
-                # keep-alive connection the server is closing at that instant.
-                "--timeout-keep-alive",
-                "60",
-            ],
-            extra_env,
-        )
+        argv = command or [
+            "uvicorn",
+            f"{self.project.package}.main:app",
+            # Longer than any pause between a test's requests, so a client never reuses a
+            # keep-alive connection the server is closing at that instant.
+            "--timeout-keep-alive",
+            "60",
+        ]
+        argv = [self.project.bin(argv[0]), *argv[1:]]
+        for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+            if option in argv:
+                argv[argv.index(option) + 1] = value
+            else:
+                argv += [option, value]
+        proc = self.spawn("api", argv, extra_env)
         api = Api(proc=proc, port=port)
 
         def live() -> bool:
