@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import json
 import random
+import select
 import socket
 import time
 from collections import Counter
@@ -60,10 +61,9 @@ def keep_alive(command: list[str]) -> int:
 
 
 def server_closed(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False  # open, nothing to read
+    """An idle HTTP connection is readable only once the server has closed it (EOF)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
 
 
 async def post_in_bursts(base_url: str) -> tuple[Counter[int], list[str]]:
