@@ -1,8 +1,9 @@
 """The end-to-end harness: rendered projects, their real processes, and the servers they use.
 
 Everything here starts real processes: `uvicorn <pkg>.main:app`, `celery -A <pkg>.core.celery
-worker`, throwaway `redis-server`s, a TCP proxy that can cut a connection path, and a small
-webhook receiver. Every process is started in its own process group and killed on teardown.
+worker`, throwaway `redis-server`s and a small webhook receiver (the TCP proxy that cuts or
+stalls a connection path is in `proxy.py`). Every process is started in its own process group
+and killed on teardown.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -37,6 +37,9 @@ import redis
 import yaml
 
 from tests.support import REPO_ROOT, free_port, run, uv_bin
+
+# Re-exported (the fault tests import it from here).
+from .proxy import TcpProxy as TcpProxy  # noqa: PLC0414
 
 T = TypeVar("T")
 
@@ -374,24 +377,30 @@ class Stack:
     def diagnostics(self) -> str:
         return "\n".join(proc.tail() for proc in self.procs)
 
-    def start_api(self, extra_env: Mapping[str, str] | None = None, port: int = 0) -> Api:
+    def start_api(
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        port: int = 0,
+        command: list[str] | None = None,
+    ) -> Api:
+        """The API, ready. `command`: the project's own uvicorn command line (say, its
+        Dockerfile's CMD), run with its host and port set to 127.0.0.1 and `port`."""
         port = port or free_port()
-        proc = self.spawn(
-            "api",
-            [
-                self.project.bin("uvicorn"),
-                f"{self.project.package}.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                # Longer than any pause between a test's requests, so a client never reuses a
-                # keep-alive connection the server is closing at that instant.
-                "--timeout-keep-alive",
-                "60",
-            ],
-            extra_env,
-        )
+        argv = command or [
+            "uvicorn",
+            f"{self.project.package}.main:app",
+            # Longer than any pause between a test's requests, so a client never reuses a
+            # keep-alive connection the server is closing at that instant.
+            "--timeout-keep-alive",
+            "60",
+        ]
+        argv = [self.project.bin(argv[0]), *argv[1:]]
+        for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+            if option in argv:
+                argv[argv.index(option) + 1] = value
+            else:
+                argv += [option, value]
+        proc = self.spawn("api", argv, extra_env)
         api = Api(proc=proc, port=port)
 
         def live() -> bool:
@@ -735,79 +744,6 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; cut() refuses new connections and resets open ones.
-
-    Pointing one process at the proxy (say, the worker at the database) lets a test make a
-    server unreachable for that process only, without stopping the server itself.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.connections = 0
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(128)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                if self._listener is not listener:  # cut meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._open.update((client, upstream))
-                self.connections += 1
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """New connections are refused, open ones reset (as when a server goes away)."""
-        with self._lock:
-            listener, self._listener = self._listener, None
-            sockets, self._open = self._open, set()
-        if listener is not None:
-            listener.close()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                # SO_LINGER 0: close with RST, like a dead peer.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
-
-    def restore(self) -> None:
-        self.start()
 
 
 class WebhookReceiver:

@@ -12,24 +12,18 @@
 import random
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
 from ..config import TaskSettings
+from ..core.database import DATABASE_UNAVAILABLE_ERRORS, is_database_unavailable
+from .dispatcher import BacklogFullError
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,  # connection refused, dropped, server shutting down, statement timeout
-    InterfaceError,  # the connection is already closed
-    PoolTimeoutError,  # no connection free within the pool timeout
-    TimeoutError,
-    ConnectionError,
-)
+# For Celery's autoretry_for (the durable layer's own tasks).
+TRANSIENT_ERRORS = (*DATABASE_UNAVAILABLE_ERRORS, BacklogFullError)
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TRANSIENT_ERRORS):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """The database unavailable for now, or the broker (a task enqueuing another while too
+    many wait for it)."""
+    return is_database_unavailable(exc) or isinstance(exc, BacklogFullError)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ and names the cause, as it does when the relay is off or stalled.
 
 import asyncio
 import math
-from collections.abc import Awaitable
+from collections.abc import Coroutine
+from typing import Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
@@ -15,9 +16,9 @@ from sqlalchemy import text
 
 from ...config import get_settings
 from ...core.celery import celery_app
+from ...core.database import async_engine
 from ...durable import dispatcher
 from ...schemas import HealthStatus
-from ..deps import SessionDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -27,12 +28,34 @@ def _ping_broker(seconds: float) -> None:
         connection.ensure_connection(max_retries=1, timeout=math.ceil(seconds))
 
 
-async def _check(probe: Awaitable[object], seconds: float) -> str:
-    try:
-        await asyncio.wait_for(probe, seconds)
-    except Exception as exc:
-        return f"unavailable: {type(exc).__name__}"
-    return "ok"
+async def _ping_database() -> None:
+    # Its own connection, not the request's session: the probe may outlive the request.
+    async with async_engine().connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+# Probes that outlived their timeout, referenced until they end (the database's within
+# DATABASE__COMMAND_TIMEOUT + DATABASE__CONNECT_TIMEOUT).
+_late_probes: set[asyncio.Task[object]] = set()
+
+
+def _forget(task: asyncio.Task[object]) -> None:
+    _late_probes.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure is expected, not worth a warning
+
+
+async def _check(probe: Coroutine[Any, Any, object], seconds: float) -> str:
+    task = asyncio.create_task(probe)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        # Left running, not cancelled: cancelling a database command makes psycopg send a
+        # cancel request and wait for it, which a silent database stretches by 10 s.
+        _late_probes.add(task)
+        task.add_done_callback(_forget)
+        return "unavailable: TimeoutError"
+    error = task.exception()
+    return f"unavailable: {type(error).__name__}" if error else "ok"
 
 
 @router.get("/live", response_model=HealthStatus)
@@ -45,10 +68,10 @@ async def live() -> HealthStatus:
     response_model=HealthStatus,
     responses={503: {"model": HealthStatus, "description": "A dependency is unavailable"}},
 )
-async def ready(session: SessionDep) -> HealthStatus | JSONResponse:
+async def ready() -> HealthStatus | JSONResponse:
     timeout = get_settings().api.health_timeout
     database, broker = await asyncio.gather(
-        _check(session.execute(text("SELECT 1")), timeout),
+        _check(_ping_database(), timeout),
         _check(asyncio.to_thread(_ping_broker, timeout), timeout),
     )
     checks = {"database": database, "broker": broker, **dispatcher.current().health()}
