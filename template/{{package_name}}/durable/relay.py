@@ -14,12 +14,13 @@ synchronous: the API runs it on its dispatcher thread, beat sends it as a task.
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from ..config import OutboxSettings
 from ..core import alerts
@@ -68,6 +69,7 @@ def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
 class RelayRound:
     republished: int
     dead: int
+    purged: int
     broker_unavailable: bool
     # Records waiting for the broker after the round, all processes together.
     pending: int
@@ -140,6 +142,7 @@ def relay_once(
                 .execution_options(synchronize_session=False)
             )
         session.commit()
+        purged = purge_succeeded(session, now - timedelta(seconds=settings.retention_seconds))
         pending = session.execute(
             select(func.count()).where(TaskRecord.status == TaskRecordStatus.PENDING)
         ).scalar_one()
@@ -149,7 +152,25 @@ def relay_once(
     if published:
         logger.info("relay published tasks again", extra={"count": len(published)})
     signals.relay_round.send(sender=None, republished=len(published), dead=len(dead))
-    return RelayRound(len(published), len(dead), broker_unavailable, pending)
+    return RelayRound(len(published), len(dead), purged, broker_unavailable, pending)
+
+
+def purge_succeeded(session: Session, before: datetime, limit: int = 1000) -> int:
+    """Deletes up to `limit` succeeded records created before `before` (the task records
+    would otherwise grow forever). Failed and dead ones stay until redriven or deleted: they
+    are what an operator acts on."""
+    old = (
+        select(TaskRecord.id)
+        .where(TaskRecord.status == TaskRecordStatus.SUCCEEDED, TaskRecord.created_at < before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    deleted = session.execute(
+        delete(TaskRecord)
+        .where(TaskRecord.id.in_(old))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 def report_dead(task_name: str, task_id: uuid.UUID, reason: str) -> None:
