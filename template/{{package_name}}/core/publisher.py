@@ -1,6 +1,7 @@
 """Publishing tasks from async code without blocking the event loop, within a time bound."""
 
 import asyncio
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -34,7 +35,8 @@ class TaskPublisher:
 
     async def send(self, task: Task[Any, Any], args: tuple[Any, ...], task_id: str) -> None:
         loop = asyncio.get_running_loop()
-        call = partial(task.apply_async, args=args, task_id=task_id)
+        # In this request's context (its trace, if any: the publish is part of it).
+        call = partial(contextvars.copy_context().run, task.apply_async, args=args, task_id=task_id)
         try:
             await asyncio.wait_for(loop.run_in_executor(self._executor, call), self.timeout)
         except (TimeoutError, OperationalError, OSError) as exc:

@@ -1,0 +1,1 @@
+"""Durable tasks (stand-in: the durable layer replaces this package; only its signals are here)."""
