@@ -1,0 +1,225 @@
+"""Metrics seen by a real Prometheus server: the default project (option `observability` on) runs
+with the real uvicorn and a prefork Celery worker whose pool processes are recycled every few
+tasks; a Prometheus server (Debian's `prometheus`, started here on a free port) scrapes both,
+with the bearer token the API asks for, and evaluates the project's alert rules. The test posts
+orders, makes one task fail, and reads the counters, the runtime histogram and the task backlog
+back through Prometheus's HTTP API."""
+
+import os
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from tests.support import free_port, require_debian_tool
+
+from .conftest import RenderFn, SharedStackFn
+from .harness import (
+    DRAIN_LIMIT,
+    STARTUP_LIMIT,
+    Stack,
+    order_rows,
+    post_orders,
+    psycopg_url,
+    wait_until,
+)
+
+pytestmark = pytest.mark.services
+
+ORDERS = 10
+METRICS_TOKEN = "e2e-metrics-token"  # noqa: S105 - a test value
+TASK = "orders.process_order"
+# The durable layer's table (created here with the columns the backlog query reads, unless the
+# project's migrations made it): one record queued two minutes ago, which nothing touches.
+TASK_RECORDS = """
+CREATE TABLE IF NOT EXISTS task_records (
+    id UUID PRIMARY KEY, name VARCHAR NOT NULL, queue VARCHAR NOT NULL, status VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL
+)"""
+BACKLOG_AGE = 120.0
+
+
+class Prometheus:
+    """Debian's prometheus server on a free port, scraping the given targets every second."""
+
+    def __init__(self, stack: Stack, workdir: Path, api_port: int, worker_port: int) -> None:
+        binary = require_debian_tool("prometheus", "prometheus")
+        workdir.mkdir(parents=True, exist_ok=True)
+        rules = stack.project.path / "monitoring" / "prometheus" / "alerts.yml"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "scrape_configs": [
+                {
+                    "job_name": "api",
+                    "authorization": {"type": "Bearer", "credentials": METRICS_TOKEN},
+                    "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}],
+                },
+                {
+                    "job_name": "worker",
+                    "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                },
+            ],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = stack.spawn(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+            ],
+        )
+
+        def ready() -> bool:
+            if not self.proc.alive():
+                pytest.fail(f"prometheus exited\n{self.proc.tail()}")
+            try:
+                return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, bool, limit=STARTUP_LIMIT, what="prometheus to be ready")
+
+    def api(self, path: str, **params: str) -> Any:
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expression: str) -> dict[str, float]:
+        """Instant query: each series's labels (as `k=v,...`) mapped to its value."""
+        return {
+            ",".join(f"{k}={v}" for k, v in sorted(series["metric"].items())): float(
+                series["value"][1]
+            )
+            for series in self.api("query", query=expression)["result"]
+        }
+
+    def scalar(self, expression: str) -> float | None:
+        found = list(self.query(expression).values())
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+
+def add_waiting_record(database_url: str) -> None:
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        conn.execute(TASK_RECORDS)
+        created = datetime.now(UTC) - timedelta(seconds=BACKLOG_AGE)
+        conn.execute(
+            "INSERT INTO task_records (id, name, queue, status, created_at, updated_at) "
+            "VALUES (%s, 'e2e.backlog_probe', 'default', 'queued', %s, %s)",
+            (uuid.uuid4(), created, created),
+        )
+
+
+def publish_failing_task(stack: Stack) -> None:
+    """A process_order for an order that does not exist: it fails at once (no retry)."""
+    script = (
+        f"from {stack.project.package}.tasks.orders import process_order\n"
+        f"process_order.delay('{uuid.uuid4()}')\n"
+    )
+    subprocess.run(
+        [stack.project.bin("python"), "-c", script],
+        cwd=stack.project.path,
+        env={k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | stack.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_worker(
+    render: RenderFn, shared_stack: SharedStackFn, tmp_path: Path
+) -> None:
+    project = render()
+    worker_port = free_port()
+    stack = shared_stack(
+        project,
+        METRICS__TOKEN=METRICS_TOKEN,
+        METRICS__WORKER_PORT=str(worker_port),
+        # Pool processes are replaced every 3 tasks: their counts must still add up.
+        CELERY__WORKER_MAX_TASKS_PER_CHILD="3",
+    )
+    api = stack.start_api()
+    stack.start_worker(concurrency=2)
+    add_waiting_record(stack.database_url)
+    prometheus = Prometheus(stack, tmp_path / "prometheus", api.port, worker_port)
+
+    posted = post_orders(api.url, ORDERS, concurrency=5)
+    assert [answer.status for answer in posted] == [202] * ORDERS
+    publish_failing_task(stack)
+    wait_until(
+        lambda: [row["status"] for row in order_rows(stack.database_url).values()],
+        lambda statuses: statuses == ["processed"] * ORDERS,
+        limit=DRAIN_LIMIT,
+        what="every order to be processed",
+        diagnostics=stack.diagnostics,
+    )
+
+    expected = {
+        f'sum(celery_task_started_total{{task="{TASK}"}})': ORDERS + 1,
+        f'sum(celery_task_succeeded_total{{task="{TASK}"}})': ORDERS,
+        f'sum(celery_task_failed_total{{task="{TASK}"}})': 1,
+        f'sum(celery_task_runtime_seconds_count{{task="{TASK}"}})': ORDERS + 1,
+        f'sum(celery_task_runtime_seconds_bucket{{task="{TASK}",le="+Inf"}})': ORDERS + 1,
+        'sum(http_request_duration_seconds_count{route="/orders",method="POST",status="202"})': (
+            ORDERS
+        ),
+        'task_backlog_records{status="queued"}': 1,
+        'task_backlog_records{status="pending"}': 0,
+    }
+
+    def figures() -> dict[str, float | None]:
+        return {expression: prometheus.scalar(expression) for expression in expected}
+
+    wait_until(
+        figures,
+        lambda found: found == expected,
+        limit=STARTUP_LIMIT,
+        what="Prometheus to see the expected figures",
+        diagnostics=stack.diagnostics,
+    )
+    assert prometheus.query("up") == {
+        f"instance=127.0.0.1:{api.port},job=api": 1.0,
+        f"instance=127.0.0.1:{worker_port},job=worker": 1.0,
+    }
+    # The runtime histogram has real timings; the oldest waiting record is as old as we made it.
+    assert (prometheus.scalar(f'sum(celery_task_runtime_seconds_sum{{task="{TASK}"}})') or 0) > 0
+    age = prometheus.scalar('task_backlog_oldest_age_seconds{status="queued"}')
+    assert age is not None
+    assert BACKLOG_AGE <= age < BACKLOG_AGE + DRAIN_LIMIT + STARTUP_LIMIT
+    # The broker's queues, and the queues this worker consumes.
+    lengths = prometheus.query("celery_queue_length")
+    assert {key.split("queue=")[1].split(",")[0] for key in lengths} == {
+        "default",
+        "orders",
+        "priority",
+    }
+    assert set(prometheus.query("celery_worker_consuming")) == {
+        f"instance=127.0.0.1:{worker_port},job=worker,queue={queue}"
+        for queue in ("default", "orders", "priority")
+    }
+
+    # The project's alert rules load and evaluate against these series without error.
+    groups = prometheus.api("rules")["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) == 8
+    wait_until(
+        lambda: [
+            rule["health"] for group in prometheus.api("rules")["groups"] for rule in group["rules"]
+        ],
+        lambda health: health == ["ok"] * 8,
+        limit=STARTUP_LIMIT,
+        what="every alert rule to evaluate",
+    )
+    firing = prometheus.api("alerts")["alerts"]
+    assert not [alert for alert in firing if alert["state"] == "firing"], firing
