@@ -33,7 +33,7 @@ from .harness import (
 pytestmark = pytest.mark.services
 
 ORDERS = 10
-METRICS_TOKEN = "e2e-metrics-token"  # noqa: S105 - a test value
+METRICS_TOKEN = "e2e-metrics-token"
 TASK = "orders.process_order"
 # The durable layer's table (created here with the columns the backlog query reads, unless the
 # project's migrations made it): one record queued two minutes ago, which nothing touches.
@@ -96,11 +96,11 @@ class Prometheus:
         return body["data"]
 
     def query(self, expression: str) -> dict[str, float]:
-        """Instant query: each series's labels (as `k=v,...`) mapped to its value."""
+        """Instant query: each series's labels but its name (as `k=v,...`) mapped to its value."""
         return {
-            ",".join(f"{k}={v}" for k, v in sorted(series["metric"].items())): float(
-                series["value"][1]
-            )
+            ",".join(
+                f"{k}={v}" for k, v in sorted(series["metric"].items()) if k != "__name__"
+            ): float(series["value"][1])
             for series in self.api("query", query=expression)["result"]
         }
 
