@@ -7,6 +7,7 @@ back through Prometheus's HTTP API."""
 
 import os
 import subprocess
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_
         CELERY__WORKER_MAX_TASKS_PER_CHILD="3",
     )
     api = stack.start_api()
-    stack.start_worker(concurrency=2)
+    worker = stack.start_worker(concurrency=2)
     add_waiting_record(stack.database_url)
     prometheus = Prometheus(stack, tmp_path / "prometheus", api.port, worker_port)
 
@@ -192,6 +193,9 @@ def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_
         f"instance=127.0.0.1:{api.port},job=api": 1.0,
         f"instance=127.0.0.1:{worker_port},job=worker": 1.0,
     }
+    # Recycled pool processes folded their counts into the worker's archive files.
+    (directory,) = Path(tempfile.gettempdir()).glob(f"e2e-svc-metrics-{worker.pid}-*")
+    assert {"counter_archive.db", "histogram_archive.db"} <= {p.name for p in directory.iterdir()}
     # The runtime histogram has real timings; the oldest waiting record is as old as we made it.
     assert (prometheus.scalar(f'sum(celery_task_runtime_seconds_sum{{task="{TASK}"}})') or 0) > 0
     age = prometheus.scalar('task_backlog_oldest_age_seconds{status="queued"}')
