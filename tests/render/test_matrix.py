@@ -1,5 +1,6 @@
 """Every option combination renders into a project that lints, type-checks and passes its tests."""
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,14 @@ import yaml
 
 from tests.support import run, uv_bin
 
-from .matrix import combination_id, combinations, questions, rejected_combinations, values_of
+from .matrix import (
+    CORE_QUESTIONS,
+    combination_id,
+    combinations,
+    questions,
+    rejected_combinations,
+    values_of,
+)
 
 # A Jinja expression or block tag left in the output (GitHub Actions' ${{ }} is not Jinja).
 LEFTOVER_JINJA = re.compile(
@@ -31,6 +39,19 @@ def test_matrix_covers_every_choice() -> None:
     for name, spec in questions().items():
         for value in values_of(spec):
             assert any(c.get(name) == value for c in COMBINATIONS), (name, value)
+
+
+def test_matrix_renders_yes_no_options_in_pairs_and_with_every_core_choice() -> None:
+    flags = [name for name, spec in questions().items() if spec.get("type") == "bool"]
+    flags = [name for name in flags if name not in CORE_QUESTIONS]
+    for first, second in itertools.combinations(flags, 2):
+        patterns = {(c[first], c[second]) for c in COMBINATIONS}
+        assert len(patterns) == 4, (first, second, patterns)
+    for flag in flags:
+        for value in (False, True):
+            chosen = [c for c in COMBINATIONS if c[flag] is value]
+            for core in CORE_QUESTIONS:
+                assert {c[core] for c in chosen} == {c[core] for c in COMBINATIONS}, (flag, core)
 
 
 @pytest.mark.parametrize("answers", rejected_combinations(), ids=combination_id)
