@@ -313,6 +313,8 @@ def test_kubernetes_pod_monitors_scrape_the_api_and_workers(
     deployments = [doc for (kind, _), doc in documents.items() if kind == "Deployment"]
     monitors = [doc for (kind, _), doc in documents.items() if kind == "PodMonitor"]
     secret = next(doc for (kind, _), doc in documents.items() if kind == "Secret")
+    configmap = next(doc for (kind, _), doc in documents.items() if kind == "ConfigMap")
+    worker_port = int(configmap["data"]["METRICS__WORKER_PORT"])
     scraped: set[str] = set()
     for monitor in monitors:
         selector = monitor["spec"]["selector"]
@@ -332,7 +334,7 @@ def test_kubernetes_pod_monitors_scrape_the_api_and_workers(
             for endpoint in monitor["spec"]["podMetricsEndpoints"]:
                 assert endpoint["port"] in declared, (component, endpoint)
                 if component != "api":
-                    assert declared[endpoint["port"]] == 9464
+                    assert declared[endpoint["port"]] == worker_port
                 credentials = endpoint.get("authorization", {}).get("credentials")
                 if component == "api":
                     assert credentials["name"] == secret["metadata"]["name"]
