@@ -1,10 +1,17 @@
-"""Metrics seen by a real Prometheus server: the default project (option `observability` on) runs
-with the real uvicorn and a prefork Celery worker whose pool processes are recycled every few
-tasks; a Prometheus server (Debian's `prometheus`, started here on a free port) scrapes both,
-with the bearer token the API asks for, and evaluates the project's alert rules. The test posts
-orders, makes one task fail, and reads the counters, the runtime histogram and the task backlog
-back through Prometheus's HTTP API."""
+"""Metrics and traces of the default project (option `observability` on), with the real uvicorn
+and a prefork Celery worker.
 
+Metrics: the worker's pool processes are recycled every few tasks; a Prometheus server (Debian's
+`prometheus`, started here on a free port) scrapes the API, with the bearer token it asks for,
+and the worker, and evaluates the project's alert rules. The test posts orders, makes one task
+fail, and reads the counters, the runtime histogram and the task backlog back through
+Prometheus's HTTP API.
+
+Traces: an OTLP/HTTP receiver started here (it decodes the exports with the project's own
+opentelemetry-proto) collects the spans of the API and of the worker's pool process: one trace
+runs from the POST through the publish to the task's run and its SQL."""
+
+import json
 import os
 import subprocess
 import tempfile
@@ -227,3 +234,89 @@ def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_
     )
     firing = prometheus.api("alerts")["alerts"]
     assert not [alert for alert in firing if alert["state"] == "firing"], firing
+
+
+# Decodes each OTLP/HTTP export and prints one JSON line per span (run by the project's Python,
+# which has opentelemetry-proto).
+OTLP_RECEIVER = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+            service = next(a.value.string_value for a in resource.resource.attributes
+                           if a.key == "service.name")
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    print(json.dumps({"service": service, "name": span.name, "kind": span.kind,
+                                      "trace": span.trace_id.hex(), "span": span.span_id.hex(),
+                                      "parent": span.parent_span_id.hex()}), flush=True)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever()
+"""
+SPAN_KIND = {"server": 2, "client": 3, "producer": 4, "consumer": 5}
+
+
+def test_one_trace_runs_from_the_post_through_the_publish_to_the_task_and_its_sql(
+    render: RenderFn, shared_stack: SharedStackFn, tmp_path: Path
+) -> None:
+    project = render()
+    receiver_port = free_port()
+    stack = shared_stack(project, TRACING__OTLP_ENDPOINT=f"http://127.0.0.1:{receiver_port}")
+    script = tmp_path / "otlp_receiver.py"
+    script.write_text(OTLP_RECEIVER)
+    receiver = stack.spawn(
+        "otlp-receiver", [project.bin("python"), str(script), str(receiver_port)]
+    )
+    api = stack.start_api()
+    stack.start_worker(concurrency=2)
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        response = client.post("/orders", json={"product_id": "traced", "quantity": 1})
+    assert response.status_code == 202, response.text
+
+    def spans() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in receiver.log().splitlines() if line.startswith("{")]
+
+    def the_run(found: list[dict[str, Any]]) -> bool:
+        return any(span["name"] == f"run/{TASK}" for span in found)
+
+    found = wait_until(
+        spans, the_run, limit=STARTUP_LIMIT, what="the task's spans", diagnostics=stack.diagnostics
+    )
+    post = next(
+        s for s in found if s["name"] == "POST /orders" and s["kind"] == SPAN_KIND["server"]
+    )
+    trace = [span for span in found if span["trace"] == post["trace"]]
+    by_id = {span["span"]: span for span in trace}
+
+    def ancestors(span: dict[str, Any]) -> list[str]:
+        chain = []
+        while span["parent"] in by_id:
+            span = by_id[span["parent"]]
+            chain.append(span["span"])
+        return chain
+
+    publish = next(s for s in trace if s["name"] == f"apply_async/{TASK}")
+    run = next(s for s in trace if s["name"] == f"run/{TASK}")
+    assert post["service"] == publish["service"] == "e2e-svc-api"
+    assert run["service"] == "e2e-svc-worker", "the worker's pool process exported its spans"
+    assert post["span"] in ancestors(publish)
+    assert run["parent"] == publish["span"], "the run continues the publish"
+    task_sql = [
+        s for s in trace if s["kind"] == SPAN_KIND["client"] and run["span"] in ancestors(s)
+    ]
+    assert task_sql, trace
+    assert {s["service"] for s in task_sql} == {"e2e-svc-worker"}
+    # The task's log lines carry the trace.
+    lines = [r for r in stack.worker_log_records() if r.get("trace_id") == post["trace"]]
+    assert lines, "no worker log line carries the trace id"
+    assert all(r["task_id"] == response.json()["data"]["task_id"] for r in lines if "task_id" in r)
