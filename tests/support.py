@@ -1,5 +1,6 @@
 """Shared test helpers: the environment for subprocesses and checks for local services."""
 
+import fcntl
 import os
 import shutil
 import socket
@@ -97,3 +98,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def require_debian_tool(tool: str, package: str) -> str:
+    """The path of `tool`; installs Debian's `package` first when it is missing (as root, with
+    apt-get, as .ci/run does). Fails when it cannot be had in CI; elsewhere skips, saying why."""
+    found = shutil.which(tool)
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        lock = Path("/tmp/fastcelery-apt.lock")  # noqa: S108 - xdist workers install one at a time
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if shutil.which(tool) is None:
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                for argv in (
+                    ["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+                ):
+                    subprocess.run(argv, env=env, capture_output=True, check=False, timeout=600)
+        found = shutil.which(tool)
+    if found is None:
+        message = f"{tool} is not installed (Debian package {package}) and could not be installed"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: a missing tool fails the test)")
+        pytest.skip(message)
+    return found

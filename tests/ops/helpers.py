@@ -18,7 +18,7 @@ import yaml
 from tests.render.matrix import CORE_QUESTIONS, combinations
 from tests.support import REPO_ROOT
 
-OPS_OPTIONS = ("beat", "flower", "sentry", "kubernetes")
+OPS_OPTIONS = ("beat", "flower", "sentry", "kubernetes", "observability")
 # Tools installed into this repository's environment from PyPI (see pyproject's dev group).
 BIN = Path(sys.executable).parent
 

@@ -1,9 +1,10 @@
 """Kubernetes manifests (option `kubernetes`), validated against schemas.
 
 Core resources: the Kubernetes JSON schemas shipped in the kubernetes-validate wheel, strict
-(unknown fields are errors). KEDA's ScaledObject: a JSON schema derived at test time from the
-cloudcoil-models-keda wheel (Pydantic models generated from KEDA's CRDs), made strict the same
-way, plus the keys each scaler needs (KEDA keeps trigger metadata as a free string map).
+(unknown fields are errors). KEDA's ScaledObject and the Prometheus Operator's PodMonitor and
+PrometheusRule: JSON schemas derived at test time from the cloudcoil-models-keda and
+cloudcoil-models-prometheus-operator wheels (Pydantic models generated from the CRDs), made
+strict the same way; plus the keys each KEDA scaler needs (trigger metadata is a free string map).
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from cloudcoil.models.keda.v1alpha1 import ScaledObject
+from cloudcoil.models.prometheus_operator.v1 import PodMonitor, PrometheusRule
 
 from .conftest import RenderFn
 from .helpers import combo_id, ops_combinations, yaml_documents
@@ -35,10 +37,37 @@ def strict(schema: Any) -> Any:
     return schema
 
 
-def scaled_object_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = strict(ScaledObject.model_json_schema(by_alias=True))
+def go_regexes(schema: Any) -> Any:
+    """Go's `^(?i)...` patterns (in the CRDs) as Python accepts them: `(?i)^...`."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str) and value.startswith("^(?i)"):
+                schema[key] = "(?i)^" + value.removeprefix("^(?i)")
+            else:
+                go_regexes(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            go_regexes(value)
+    return schema
+
+
+def crd_schema(model: Any) -> dict[str, Any]:
+    """A strict JSON schema of a custom resource, from its cloudcoil model."""
+    schema: dict[str, Any] = go_regexes(strict(model.model_json_schema(by_alias=True)))
     schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
     return schema
+
+
+def scaled_object_schema() -> dict[str, Any]:
+    return crd_schema(ScaledObject)
+
+
+# Custom resources: KEDA's, and the Prometheus Operator's (option `observability`).
+CRD_SCHEMAS = {
+    "ScaledObject": scaled_object_schema(),
+    "PodMonitor": crd_schema(PodMonitor),
+    "PrometheusRule": crd_schema(PrometheusRule),
+}
 
 
 # Trigger metadata each scaler needs to find the queue (KEDA's scaler documentation).
@@ -64,7 +93,6 @@ def test_kubernetes_manifests_validate(rendered: RenderFn, answers: dict[str, An
         assert not (project / "k8s").exists()
         return
     files = manifests(project)
-    keda = scaled_object_schema()
     deployments: dict[str, dict[str, Any]] = {}
     scaled_objects = []
     for documents in files.values():
@@ -72,9 +100,10 @@ def test_kubernetes_manifests_validate(rendered: RenderFn, answers: dict[str, An
             kind = doc["kind"]
             if kind == "Kustomization":
                 continue
-            if kind == "ScaledObject":
-                jsonschema.validate(doc, keda)
-                scaled_objects.append(doc)
+            if kind in CRD_SCHEMAS:
+                jsonschema.validate(doc, CRD_SCHEMAS[kind])
+                if kind == "ScaledObject":
+                    scaled_objects.append(doc)
                 continue
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
             if kind == "Deployment":

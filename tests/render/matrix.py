@@ -78,10 +78,15 @@ def combinations() -> list[dict[str, Any]]:
         for offset, name in enumerate(choices):
             options = values_of(specs[name])
             answers[name] = options[(index + offset) % len(options)]
-        # The other yes/no options count in binary, so every on/off pattern of up to four
-        # of them is rendered, not only "all on" and "all off".
+        # The other yes/no options: one on/off pattern per combination, the bits of
+        # index * 13 (odd, so one-to-one modulo a power of two) with the lowest flipped on
+        # every other pair. It scatters them so that every pair and every triple of options is
+        # rendered in all its on/off patterns, and each option both on and off with every
+        # core choice (test_matrix checks both); counting in plain binary left a fifth option
+        # on only for the last core combinations, and the first one tied to pydantic.
+        pattern = (index * 13) % 2 ** len(flags) ^ (index >> 1 & 1)
         for bit, name in enumerate(flags):
-            answers[name] = bool(index >> bit & 1)
+            answers[name] = bool(pattern >> bit & 1)
         result.append(answers)
     return result
 

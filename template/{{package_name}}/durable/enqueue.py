@@ -9,6 +9,7 @@ not at all if it rolls back. It works with the API's AsyncSession and with a wor
 script's Session alike.
 """
 
+import contextvars
 import uuid
 from typing import Any
 
@@ -61,7 +62,9 @@ def add_task_record(
 
 def publish_after_commit(session: Session | AsyncSession, record: TaskRecord) -> None:
     sync_session = session.sync_session if isinstance(session, AsyncSession) else session
-    envelope = Envelope(record.id, record.name, record.args, record.kwargs, record.queue)
+    envelope = Envelope(
+        record.id, record.name, record.args, record.kwargs, record.queue, contextvars.copy_context()
+    )
     sync_session.info.setdefault(_OUTBOX, []).append(envelope)
 
 

@@ -11,8 +11,10 @@ number of relays (every API process, Celery beat's task) can run at once. One im
 synchronous: the API runs it on its dispatcher thread, beat sends it as a task.
 """
 
+import contextvars
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,13 +43,18 @@ class Envelope:
     args: list[Any]
     kwargs: dict[str, Any]
     queue: str | None
+    # The enqueuing code's context variables (its trace, for one): the publish runs in them,
+    # though on the dispatcher's thread.
+    context: contextvars.Context | None = None
 
 
 def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
     """Publishes one task message; False when the broker did not take it within `timeout`
     seconds (per network wait: the write, and RabbitMQ's publisher confirm)."""
+    send = envelope.context.run if envelope.context else _call
     try:
-        app.send_task(
+        send(
+            app.send_task,
             envelope.name,
             args=envelope.args,
             kwargs=envelope.kwargs,
@@ -63,6 +70,10 @@ def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
         )
         return False
     return True
+
+
+def _call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
 
 
 @dataclass(frozen=True)
