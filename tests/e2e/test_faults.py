@@ -187,8 +187,10 @@ def kill_worker_mid_run(stack: Stack, broker: RedisServer | None) -> None:
         f"pool process killed before: {log.count('WorkerLostError')} WorkerLostError lines"
     )
 
+    restarted = time.monotonic()
     stack.start_worker(concurrency=concurrency)
     wait_all_succeeded(stack, 400, broker)
+    print(f"all 400 succeeded {time.monotonic() - restarted:.1f}s after the new worker started")
     assert_done_once(stack, orders, invoices, allowed_reruns=len(in_flight) + 1)
     statuses = task_statuses(api.url, [p.task_id for p in orders + invoices])
     assert {answer[1]["status"] for answer in statuses.values()} == {"SUCCESS"}
@@ -246,7 +248,9 @@ def test_broker_down_loses_no_task_with_only_the_api_and_a_worker(
         assert health["checks"]["broker"].startswith("unavailable")
 
     broker.start()  # the same port; the API's relay publishes what the broker never got
+    back = time.monotonic()
     wait_all_succeeded(stack, len(before) + len(during), broker)
+    print(f"every task succeeded {time.monotonic() - back:.1f}s after the broker was back")
     orders = [p for p in before + during if "order_id" in p.data]
     invoices = [p for p in before + during if "invoice_id" in p.data]
     assert_done_once(stack, orders, invoices)
@@ -376,8 +380,12 @@ def test_a_database_outage_shorter_than_the_retry_window_delays_tasks_without_fa
         time.sleep(max(0.0, 12 - (time.monotonic() - cut_at)))  # longer than 3 retries
         assert set(record_counts(stack.database_url)) <= {"succeeded", "queued"}
         proxy.restore()
-
+        restored = time.monotonic()
         wait_all_succeeded(stack, 16)
+        print(
+            f"outage of {restored - cut_at:.1f}s: every task succeeded "
+            f"{time.monotonic() - restored:.1f}s after the database was back"
+        )
         assert_done_once(stack, warm + orders, invoices)
         assert not [r for r in stack.worker_log_records() if r.get("alert")]
         assert webhook.received == []
@@ -513,6 +521,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
             poison = client.post("/invoices", json={"invoice_id": "poison", "crash": True})
             assert poison.status_code == 202
             task_id = poison.json()["task_id"]
+            posted_at = time.monotonic()
             wait_until(
                 lambda: task_records(stack.database_url)[task_id]["status"],
                 lambda status: status == "dead",
@@ -520,6 +529,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
                 what="the poison task to be dead-lettered",
                 diagnostics=stack.diagnostics,
             )
+            print(f"dead-lettered {time.monotonic() - posted_at:.1f}s after it was posted")
             record = task_records(stack.database_url)[task_id]
             assert record["redeliveries"] == 4  # TASKS__MAX_REDELIVERIES (3) + 1
             assert "crash its worker" in record["error"]
