@@ -138,6 +138,9 @@ class Dispatcher:
             return
         if down_since is not None:  # the broker is back: publish what waited, now
             self._broker_down_since = None
+            # A relay takes what waited (this process's next round, at once, counts it
+            # again; without a relay here, another process's): accept new tasks meanwhile.
+            self.unpublished = 0
             self._catch_up = self.run_relay
             self._next_relay = time.monotonic()
         self._to_mark.append(envelope.task_id)

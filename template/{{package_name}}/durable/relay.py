@@ -29,7 +29,7 @@ from ..core import alerts
 from ..core.database import get_sync_session
 from ..core.orm import utcnow
 from . import signals
-from .models import TaskRecord, TaskRecordStatus
+from .models import OPEN_STATUSES, TaskRecord, TaskRecordStatus
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def relay_once(
         if published:
             session.execute(
                 update(TaskRecord)
-                .where(TaskRecord.id.in_(published))
+                # Still open: on SQLite (no row locks) a worker may have finished it meanwhile.
+                .where(TaskRecord.id.in_(published), TaskRecord.status.in_(OPEN_STATUSES))
                 .values(
                     status=TaskRecordStatus.QUEUED,
                     republishes=TaskRecord.republishes + 1,
@@ -148,7 +149,10 @@ def relay_once(
             reason = f"published {settings.max_republishes} times without an outcome"
             session.execute(
                 update(TaskRecord)
-                .where(TaskRecord.id.in_([task_id for task_id, _ in dead]))
+                .where(
+                    TaskRecord.id.in_([task_id for task_id, _ in dead]),
+                    TaskRecord.status.in_(OPEN_STATUSES),
+                )
                 .values(status=TaskRecordStatus.DEAD, error=reason, finished_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
