@@ -141,7 +141,7 @@ def send_invoice(session: Session, invoice_id: str, crash: bool = False) -> dict
 INVOICE_ROUTE = '''"""POST /invoices enqueues send_invoice (fastcelery's e2e tests)."""
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...tasks.invoices import send_invoice
 from ..deps import SessionDep
@@ -150,7 +150,9 @@ router = APIRouter(prefix="/invoices", tags=["invoices"])
 
 
 class InvoiceRequest(BaseModel):
-    invoice_id: str
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    invoice_id: str = Field(min_length=1, max_length=64)
     crash: bool = False
 
 

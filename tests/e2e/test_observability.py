@@ -14,7 +14,6 @@ runs from the POST through the publish to the task's run and its SQL."""
 import json
 import os
 import subprocess
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,7 +194,8 @@ def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_
         f"instance=127.0.0.1:{worker_port},job=worker": 1.0,
     }
     # Recycled pool processes folded their counts into the worker's archive files.
-    (directory,) = Path(tempfile.gettempdir()).glob(f"e2e-svc-metrics-{worker.pid}-*")
+    # (the stack's processes have a temporary folder of their own, see Stack._process_env)
+    (directory,) = (stack.log_dir / "tmp").glob(f"e2e-svc-metrics-{worker.pid}-*")
     assert {"counter_archive.db", "histogram_archive.db"} <= {p.name for p in directory.iterdir()}
     # The runtime histogram has real timings; the oldest waiting record is as old as we made it.
     assert (prometheus.scalar(f'sum(celery_task_runtime_seconds_sum{{task="{TASK}"}})') or 0) > 0

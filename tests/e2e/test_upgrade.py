@@ -47,7 +47,8 @@ def sync_and_commit(project: Path, message: str) -> None:
     """What the team does: install, and commit the change with its lock file."""
     run([uv_bin(), "sync", "--quiet", "--no-dev"], cwd=project)
     run(["git", "add", "-A"], cwd=project)
-    run(["git", "commit", "-qm", message], cwd=project)
+    identity = ["-c", "user.name=Team", "-c", "user.email=team@example.com"]
+    run(["git", *identity, "commit", "-qm", message], cwd=project)
 
 
 def test_update_from_the_previous_release_keeps_every_accepted_order(tmp_path: Path) -> None:

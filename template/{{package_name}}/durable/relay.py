@@ -89,13 +89,22 @@ class RelayRound:
 def relay_once(
     app: Celery, settings: OutboxSettings, stale_after: float | None = None
 ) -> RelayRound:
-    """Publishes one batch of stale records again; dead-letters those published too often."""
+    """Publishes one batch of stale records again; dead-letters those published too often.
+
+    Three short steps, so that no row lock is held while the broker is slow to answer (a
+    worker running one of these tasks would wait for it): claim the batch (a lease: its
+    `updated_at` moves to now, so other relays pass it by for `stale_after`), publish outside
+    any transaction, record what was published. A relay that dies after claiming leaves the
+    lease to expire: the next round takes the records again.
+    """
     now = utcnow()
     if stale_after is None:
         stale_after = settings.stale_after_seconds
+    stale_before = now - timedelta(seconds=stale_after)
     stale = and_(
         TaskRecord.status == TaskRecordStatus.PENDING,
-        TaskRecord.created_at <= now - timedelta(seconds=stale_after),
+        TaskRecord.created_at <= stale_before,
+        TaskRecord.updated_at <= stale_before,
     )
     if settings.requeue_queued_after_seconds > 0:
         requeue_before = now - timedelta(seconds=settings.requeue_queued_after_seconds)
@@ -113,9 +122,6 @@ def relay_once(
         TaskRecord.queue,
         TaskRecord.republishes,
     )
-    published: list[uuid.UUID] = []
-    dead: list[tuple[uuid.UUID, str]] = []
-    broker_unavailable = False
     with get_sync_session() as session:
         rows = session.execute(
             select(*columns)
@@ -124,50 +130,62 @@ def relay_once(
             .limit(settings.relay_batch_size)
             .with_for_update(skip_locked=True)
         ).all()
-        for row in rows:
-            if row.republishes >= settings.max_republishes:
-                dead.append((row.id, row.name))
-                continue
+        dead = [(row.id, row.name) for row in rows if row.republishes >= settings.max_republishes]
+        claimed = [row for row in rows if row.republishes < settings.max_republishes]
+        reason = f"published {settings.max_republishes} times without an outcome"
+        _set(
+            session,
+            [task_id for task_id, _ in dead],
+            status=TaskRecordStatus.DEAD,
+            error=reason,
+            finished_at=now,
+            updated_at=now,
+        )
+        _set(session, [row.id for row in claimed], updated_at=now)
+        session.commit()
+
+        published: list[uuid.UUID] = []
+        broker_unavailable = False
+        for row in claimed:
             envelope = Envelope(row.id, row.name, row.args, row.kwargs, row.queue)
             if not publish(app, envelope, settings.publish_timeout_seconds):
                 broker_unavailable = True
                 break
             published.append(row.id)
-        if published:
-            session.execute(
-                update(TaskRecord)
-                # Still open: on SQLite (no row locks) a worker may have finished it meanwhile.
-                .where(TaskRecord.id.in_(published), TaskRecord.status.in_(OPEN_STATUSES))
-                .values(
-                    status=TaskRecordStatus.QUEUED,
-                    republishes=TaskRecord.republishes + 1,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        if dead:
-            reason = f"published {settings.max_republishes} times without an outcome"
-            session.execute(
-                update(TaskRecord)
-                .where(
-                    TaskRecord.id.in_([task_id for task_id, _ in dead]),
-                    TaskRecord.status.in_(OPEN_STATUSES),
-                )
-                .values(status=TaskRecordStatus.DEAD, error=reason, finished_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        session.commit()
+        not_published = [row.id for row in claimed[len(published) :]]
+
+        _set(
+            session,
+            published,
+            status=TaskRecordStatus.QUEUED,
+            republishes=TaskRecord.republishes + 1,
+            updated_at=utcnow(),
+        )
+        # Back to pending, and stale at once: the next round tries them first.
+        _set(session, not_published, status=TaskRecordStatus.PENDING, updated_at=stale_before)
         purged = purge_succeeded(session, now - timedelta(seconds=settings.retention_seconds))
         pending = session.execute(
             select(func.count()).where(TaskRecord.status == TaskRecordStatus.PENDING)
         ).scalar_one()
         session.commit()
     for task_id, name in dead:
-        report_dead(name, task_id, f"published {settings.max_republishes} times without an outcome")
+        report_dead(name, task_id, reason)
     if published:
         logger.info("relay published tasks again", extra={"count": len(published)})
     signals.relay_round.send(sender=None, republished=len(published), dead=len(dead))
     return RelayRound(len(published), len(dead), purged, broker_unavailable, pending)
+
+
+def _set(session: Session, task_ids: list[uuid.UUID], **values: Any) -> None:
+    """Updates the records that are still open (on SQLite, with no row locks, a worker may
+    have finished one meanwhile)."""
+    if task_ids:
+        session.execute(
+            update(TaskRecord)
+            .where(TaskRecord.id.in_(task_ids), TaskRecord.status.in_(OPEN_STATUSES))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def purge_succeeded(session: Session, before: datetime, limit: int = 1000) -> int:
