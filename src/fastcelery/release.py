@@ -2,8 +2,8 @@
 
 Run once per release from a checkout of this repository, then commit what it changed:
 
-1. the release commit of the template (``copier.yml`` + ``template/``), on top of the
-   previous release (see :mod:`fastcelery.history`);
+1. the release commit of the template (``copier.yml`` + ``template/`` + ``subtemplates/``),
+   on top of the previous release (see :mod:`fastcelery.history`);
 2. ``src/fastcelery/releases/v<VERSION>.bundle``, holding only what changed since the
    previous release, and one more line in ``src/fastcelery/releases/index.txt``;
 3. ``__version__`` in ``src/fastcelery/__init__.py``.
@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 from fastcelery.errors import FastceleryError, UsageError, message_line
 from fastcelery.gitutil import git
 from fastcelery.history import INDEX, RELEASES_DIR, Release, open_history
-from fastcelery.paths import PACKAGE_DIR, WHEEL_TEMPLATE_DIR, template_root
+from fastcelery.paths import PACKAGE_DIR, SUBTEMPLATES_DIR, WHEEL_TEMPLATE_DIR, template_root
 from fastcelery.questions import COPIER_YML, load_config
 
 PROG = "python -m fastcelery.release"
@@ -81,8 +81,9 @@ def set_package_version(version: str, init_file: Path = INIT_FILE) -> bool:
 def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
     """The template files of commit ``ref`` of ``checkout``, written under ``destination``."""
     subdir = str(load_config(checkout / COPIER_YML).settings.get("_subdirectory") or "")
+    folders = [f for f in (subdir, SUBTEMPLATES_DIR) if f and _has_path(checkout, ref, f)]
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, COPIER_YML, *([subdir] if subdir else [])],
+        ["git", "archive", "--format=tar", ref, COPIER_YML, *folders],
         cwd=checkout,
         capture_output=True,
         check=False,
@@ -93,6 +94,11 @@ def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(destination, filter="data")
     return destination
+
+
+def _has_path(checkout: Path, ref: str, path: str) -> bool:
+    found = git(checkout, "cat-file", "-e", f"{ref}:{path}", check=False)
+    return found.returncode == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
