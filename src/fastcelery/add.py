@@ -84,6 +84,7 @@ def add_task(request: AddTaskRequest) -> AddTaskResult:
     project_answers = _project_answers(path)
     config = task_config()
     answers = _answers(config, request, project_answers)
+    _check_added(path, config, answers)
     _check_name(path, answers)
     _check_queue(path, answers)
     if request.git:
@@ -165,6 +166,18 @@ def _answers(
     )
 
 
+def _check_added(path: Path, config: TemplateConfig, answers: Mapping[str, Any]) -> None:
+    """Refuse a task added already (its answers file, copier.yml's ``_answers_file``)."""
+    from fastcelery.validation import make_env, render  # noqa: PLC0415 - lazy: Jinja
+
+    relpath = render(make_env(config.settings), str(config.settings["_answers_file"]), answers)
+    if (path / relpath).exists():
+        raise UsageError(
+            f"a task {answers[TASK_NAME_QUESTION]!r} was added already ({relpath}); "
+            "`fastcelery update` updates it"
+        )
+
+
 def _check_name(path: Path, answers: Mapping[str, Any]) -> None:
     """Refuse a name that would shadow a module, or that an existing task or route uses."""
     name = str(answers[TASK_NAME_QUESTION])
@@ -232,10 +245,6 @@ def _check_free(path: Path, files: Sequence[str], name: str) -> None:
     """Refuse when a file the task would write exists (or a package of that module name)."""
     for rel in files:
         target = path / rel
-        if rel.startswith(".copier-answers.") and target.exists():
-            raise UsageError(
-                f"a task {name!r} was added already ({rel}); `fastcelery update` updates it"
-            )
         for taken in (target, target.with_suffix("")) if rel.endswith(".py") else (target,):
             if taken.exists():
                 shown = taken.relative_to(path).as_posix()
