@@ -110,7 +110,10 @@ def format_markdown(rows: Sequence[Row]) -> str:
     lines = ["| Flag | Choices | Default | What it sets |", "| --- | --- | --- | --- |"]
     for row in rows:
         choices = ", ".join(f"`{format_value(c)}`" for c in row["choices"] or ())
-        default = f"`{_default(row)}`" if row["has_default"] else _default(row)
+        # Values as code; "(required)", "the project's answer" and the like as words.
+        literal = row["has_default"] and _default(row) == format_value(row["default"])
+        default = f"`{_default(row)}`" if literal else _default(row)
+        flag = row["flag"] if row["flag"].startswith("(") else f"`{row['flag']}`"
         help_text = str(row["help"]).replace("|", "\\|")
-        lines.append(f"| `{row['flag']}` | {choices} | {default} | {help_text} |")
+        lines.append(f"| {flag} | {choices} | {default} | {help_text} |")
     return "\n".join(lines)

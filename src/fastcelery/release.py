@@ -13,6 +13,11 @@ fastcelery of this version or later updates such projects offline. Tag the commi
 holds these changes ``v<VERSION>`` when publishing it: plain ``copier update`` online finds
 versions by these tag names. ``--from-ref REF`` releases the template as it is in commit
 REF of this checkout instead of the working tree (how v0.1.0 was recorded).
+
+``--publish-subtemplates DIR`` writes the history of each sub-template (``fastcelery add
+task``), one git repository per sub-template with every release's tag, to push to its own
+URL (:func:`fastcelery.history.subtemplate_url`): plain ``copier update -a`` of an added task
+reads it there.
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from packaging.version import InvalidVersion, Version
 
 from fastcelery.errors import FastceleryError, UsageError, message_line
 from fastcelery.gitutil import git
-from fastcelery.history import INDEX, RELEASES_DIR, Release, open_history
+from fastcelery.history import (
+    INDEX,
+    RELEASES_DIR,
+    Release,
+    derive_history,
+    open_history,
+    subtemplate_url,
+)
 from fastcelery.paths import PACKAGE_DIR, SUBTEMPLATES_DIR, WHEEL_TEMPLATE_DIR, template_root
 from fastcelery.questions import COPIER_YML, load_config
 
@@ -96,6 +108,20 @@ def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
     return destination
 
 
+def publish_subtemplates(
+    destination: Path, root: Path, releases_dir: Path = RELEASES_DIR
+) -> list[Path]:
+    """Each sub-template's history as a git repository ``destination/<kind>``."""
+    folder = root / SUBTEMPLATES_DIR
+    kinds = sorted(p.name for p in folder.iterdir() if (p / COPIER_YML).is_file())
+    made = []
+    with open_history(root, releases_dir) as history:
+        for kind in kinds:
+            made.append(destination / kind)
+            derive_history(history, kind, made[-1], standalone=True)
+    return made
+
+
 def _has_path(checkout: Path, ref: str, path: str) -> bool:
     found = git(checkout, "cat-file", "-e", f"{ref}:{path}", check=False)
     return found.returncode == 0
@@ -106,18 +132,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog=PROG,
         description="Record the template as a released version (see docs/updating.md).",
     )
-    parser.add_argument("version", help="the version to release, e.g. 0.2.0")
+    parser.add_argument("version", nargs="?", help="the version to release, e.g. 0.2.0")
     parser.add_argument(
         "--from-ref", metavar="REF", help="release the template of this commit of the checkout"
     )
+    parser.add_argument(
+        "--publish-subtemplates",
+        metavar="DIR",
+        type=Path,
+        help="write each sub-template's history to DIR/<kind> (a git repository to push)",
+    )
     args = parser.parse_args(argv)
-    version = str(args.version).removeprefix("v")
     root = template_root()
     if root == WHEEL_TEMPLATE_DIR:
         print(
             "release: error: run this from a checkout of the fastcelery repository", file=sys.stderr
         )
         return 2
+    if args.version is None:
+        if args.publish_subtemplates is None:
+            parser.error("give the VERSION to release, or --publish-subtemplates DIR")
+        return _publish(args.publish_subtemplates, root)
+    version = str(args.version).removeprefix("v")
     try:
         with tempfile.TemporaryDirectory(prefix="fastcelery-release-") as tmp:
             source = export_ref(root, args.from_ref, Path(tmp)) if args.from_ref else root
@@ -137,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Then tag that commit {recorded.tag} when publishing it (plain `copier update` "
         "online finds template versions by these tag names)."
     )
+    return _publish(args.publish_subtemplates, root) if args.publish_subtemplates else 0
+
+
+def _publish(destination: Path, root: Path) -> int:
+    for repo in publish_subtemplates(destination, root):
+        url = subtemplate_url(repo.name)
+        print(f"Wrote the {repo.name} sub-template's history to {repo}: push it to {url}")
+        print(f"  git -C {repo} push --mirror {url}")
     return 0
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from fastcelery.history import SOURCE_URL, build_history, derive_history
+from fastcelery.history import SOURCE_URL, build_history
 from fastcelery.paths import SUBTEMPLATES_DIR
-from fastcelery.release import release, set_package_version
+from fastcelery.release import publish_subtemplates, release, set_package_version
 
 from .clihelpers import REPO_ROOT, Result
 
@@ -123,12 +123,10 @@ def publish_mirror(dst: Path, installed: Path) -> Path:
 
 
 def publish_subtemplate_mirror(dst: Path, installed: Path, kind: str) -> Path:
-    """The published history of a sub-template (its own repository), as a mirror holds it."""
+    """The published history of a sub-template (its own repository), as a mirror holds it:
+    what the release step's ``--publish-subtemplates`` writes."""
     releases = installed / "src" / "fastcelery" / "releases"
-    main = build_history(dst.parent / f"{dst.name}-main", installed, releases)
-    derive_history(main, kind, dst, standalone=True)
-    shutil.rmtree(main.repo)
-    return dst
+    return next(r for r in publish_subtemplates(dst, installed, releases) if r.name == kind)
 
 
 def mirror_config(mirror: Path, url: str = SOURCE_URL) -> str:
