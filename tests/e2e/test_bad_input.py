@@ -14,15 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import wait_until
+
 from .conftest import INTERNAL_TOKEN, RenderFn, stack_on_shared_servers
-from .harness import (
-    DRAIN_LIMIT,
-    Api,
-    Stack,
-    wait_order_status,
-    wait_task_status,
-    wait_until,
-)
+from .http_calls import wait_order_status, wait_task_status
+from .stack import DRAIN_LIMIT, Api, Stack
 
 pytestmark = pytest.mark.services
 
