@@ -443,12 +443,12 @@ def build_app(config: TemplateConfig | None, task: TemplateConfig | None = None)
     )
     app.callback()(_root)
     app.command("new")(new_command(config))
-    app.command("update")(update_command(config))
-    app.command("options")(options)
-    app.command("info")(info_command())
     add = typer.Typer(name="add", help=add_help(task), no_args_is_help=True)
     add.command("task")(add_task_command(task))
     app.add_typer(add, name="add")
+    app.command("update")(update_command(config))
+    app.command("options")(options)
+    app.command("info")(info_command())
     return app
 
 
