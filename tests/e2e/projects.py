@@ -63,7 +63,9 @@ INVOICE_EDITS = (
     ("import logging\n", "import logging\nimport os\nimport signal\n"),
     (
         "    reference: str = Field(min_length=1, max_length=200, strict=True)\n",
-        "    invoice_id: str = Field(min_length=1, max_length=200)\n    crash: bool = False\n",
+        # Strict, as the generated field is: 0 or "yes" is no bool (schemathesis checks).
+        "    invoice_id: str = Field(min_length=1, max_length=200, strict=True)\n"
+        "    crash: bool = Field(default=False, strict=True)\n",
     ),
     ("\n    reference: str\n", "\n    invoice_id: str\n"),
     (
