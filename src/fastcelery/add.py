@@ -133,6 +133,11 @@ def _project_answers(path: Path) -> dict[str, Any]:
             f"{path / relpath} names no package directory of the project "
             f"({PACKAGE_QUESTION}: {package or '(none)'})"
         )
+    if not (path / package / "durable" / "__init__.py").is_file():
+        raise UsageError(
+            f"{path} has no durable-task layer ({package}/durable/): its template predates "
+            "durable tasks; `fastcelery update` it first"
+        )
     return answers
 
 

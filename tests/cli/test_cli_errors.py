@@ -144,6 +144,12 @@ BAD_ADD_INPUTS: list[tuple[str, str, str, list[str]]] = [
     ),
     ("added-already", "added", "add task ping --no-git", ["'ping' was added already"]),
     (
+        "template-without-durable-tasks",
+        "no-durable",
+        "add task ping --no-git",
+        ["has no durable-task layer (app/durable/)", "`fastcelery update` it first"],
+    ),
+    (
         "unknown-queue",
         "",
         "add task ping --queue bulk",
@@ -187,6 +193,8 @@ def _prepare(project: Path, setup: str) -> None:
         _write(project, "NOTES.md", "mine\n")
     elif setup == "no-git":
         shutil.rmtree(project / ".git")
+    elif setup == "no-durable":  # as rendered by fastcelery 0.1.0
+        shutil.rmtree(project / "app" / "durable")
 
 
 @pytest.mark.parametrize(
