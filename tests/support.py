@@ -1,15 +1,21 @@
-"""Shared test helpers: the environment for subprocesses and checks for local services."""
+"""Shared test helpers: subprocesses (run, Proc), waits, and checks for local services."""
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -122,3 +128,86 @@ def require_debian_tool(tool: str, package: str) -> str:
             pytest.fail(f"{message} (CI=true: a missing tool fails the test)")
         pytest.skip(message)
     return found
+
+
+def wait_until(
+    probe: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    limit: float,
+    what: str,
+    interval: float = 0.2,
+    diagnostics: Callable[[], str] | None = None,
+) -> T:
+    """Polls `probe` until `done(value)`; fails the test (with diagnostics) after `limit` s.
+
+    For state outside this process (a server, a log file, a database row); threads of the
+    test itself are coordinated with events and joins instead.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            extra = diagnostics() if diagnostics else ""
+            pytest.fail(f"gave up waiting {limit:.0f}s for {what}; last value: {value!r}\n{extra}")
+        time.sleep(interval)
+
+
+class Proc:
+    """A subprocess in its own process group, its output in a log file."""
+
+    def __init__(
+        self, name: str, argv: list[str], cwd: Path, env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def exited_within(self, seconds: float) -> bool:
+        """Waits up to `seconds` for the process to exit; whether it did."""
+        try:
+            self.popen.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, chars: int = 4000) -> str:
+        return f"--- {self.name} ({self.log_path}) ---\n{self.log()[-chars:]}"
+
+    def kill_group(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM, then SIGKILL for the whole group if it has not exited after `grace` s."""
+        if self.alive():
+            self.kill_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace)
+        # Children (prefork pool processes) may outlive their parent: kill the whole group.
+        self.kill_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+        self._log.close()

@@ -22,15 +22,33 @@ import typer
 
 from fastcelery import __version__
 from fastcelery.errors import PROG, FastceleryError, UsageError, message_line
-from fastcelery.options import describe_questions, format_markdown, format_text, template_config
+from fastcelery.options import (
+    ADD_TASK,
+    NEW,
+    describe_commands,
+    describe_questions,
+    format_markdown,
+    format_text,
+    task_config,
+    template_config,
+)
 from fastcelery.params import (
+    flag_declaration,
+    flag_questions,
     flag_values,
     keyword,
     option,
+    option_help,
     question_parameters,
     with_signature,
 )
-from fastcelery.questions import NAME_QUESTION, QuestionError, TemplateConfig
+from fastcelery.questions import (
+    NAME_QUESTION,
+    PROJECT_ANSWERS,
+    TASK_NAME_QUESTION,
+    QuestionError,
+    TemplateConfig,
+)
 
 #: Exit code of an update that needs the user: conflicts, lost edits or broken imports.
 EXIT_ATTENTION = 3
@@ -299,24 +317,98 @@ def _update(kwargs: dict[str, Any]) -> None:
         from_version=kwargs["from_version"],
     )
     result = update.update_project(request)
-    warn(result.warnings)
+    warn([*result.warnings, *(w for task in result.added for w in task.warnings)])
     typer.echo(update.report(result))
     if result.needs_attention:
         raise typer.Exit(EXIT_ATTENTION)
 
 
+def _add_task_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
+    name_help = "Name of the task (a lowercase Python identifier)."
+    if config is not None and TASK_NAME_QUESTION in config.names:
+        name_help = f"{config.question(TASK_NAME_QUESTION).help}."
+    return [
+        keyword(
+            "name", str, typer.Argument(..., metavar="NAME", help=name_help, show_default=False)
+        ),
+        _path_argument("The generated project [default: .]."),
+        option(
+            "data",
+            list[str] | None,
+            None,
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Answer any question of the task sub-template (repeatable).",
+        ),
+        option(
+            "git",
+            bool,
+            True,
+            "--git/--no-git",
+            show_default=False,
+            help="Commit the new files (the project's tree must be clean) [default: --git].",
+        ),
+    ]
+
+
+def add_task_command(config: TemplateConfig | None) -> Callable[..., None]:
+    def task(**kwargs: Any) -> None:
+        """Add a durable task to a generated project: its module, its tests and (--route) a
+        route that enqueues it. New files only; committed unless --no-git."""
+        _run_reporting_errors(lambda: _add_task(kwargs))
+
+    extra = question_parameters(config, for_update=False, fixed=PROJECT_ANSWERS)
+    return with_signature(task, _add_task_parameters(config), extra)
+
+
+def _add_task(kwargs: dict[str, Any]) -> None:
+    from fastcelery import add  # noqa: PLC0415 - lazy: keeps --help fast
+
+    request = add.AddTaskRequest(
+        path=kwargs["path"].absolute(),
+        name=kwargs["name"],
+        flags=flag_values(task_config(), kwargs, fixed=PROJECT_ANSWERS),
+        data=kwargs["data"] or (),
+        git=kwargs["git"],
+    )
+    result = add.add_task(request)
+    warn(result.warnings)
+    typer.echo(add.next_steps(result))
+
+
+def add_help(config: TemplateConfig | None) -> str:
+    """``fastcelery add --help``: what it adds, and the questions of ``add task``."""
+    text = (
+        "Add parts to a generated project; each keeps its own answers file and is updated "
+        "by `fastcelery update`."
+    )
+    if config is None:
+        return text
+    lines = ["\b", "fastcelery add task NAME [OPTIONS] [PATH], options from its copier.yml:"]
+    for question in flag_questions(config, fixed=PROJECT_ANSWERS):
+        lines.append(f"  {flag_declaration(question)}: {option_help(question)}")
+    return f"{text}\n\n" + "\n".join(lines)
+
+
 def options(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
-    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
 ) -> None:
-    """List every template question: flag, type, choices, default and help (from copier.yml)."""
+    """List every question of `new` and `add task`: flag, type, choices, default and help
+    (from their copier.yml files)."""
 
     def work() -> None:
-        rows = describe_questions()
         if as_json:
-            typer.echo(json.dumps(rows, indent=2))
+            typer.echo(json.dumps(describe_commands(), indent=2))
+        elif markdown:
+            tables = [
+                f"`fastcelery {command}`:\n\n{format_markdown(describe_questions(command=command))}"
+                for command in (NEW, ADD_TASK)
+            ]
+            typer.echo("\n\n".join(tables))
         else:
-            typer.echo(format_markdown(rows) if markdown else format_text(rows))
+            typer.echo(format_text(describe_commands()))
 
     _run_reporting_errors(work)
 
@@ -340,7 +432,7 @@ def info_command() -> Callable[..., None]:
     )
 
 
-def build_app(config: TemplateConfig | None) -> typer.Typer:
+def build_app(config: TemplateConfig | None, task: TemplateConfig | None = None) -> typer.Typer:
     app = typer.Typer(
         name=PROG,
         rich_markup_mode=None,
@@ -351,21 +443,26 @@ def build_app(config: TemplateConfig | None) -> typer.Typer:
     )
     app.callback()(_root)
     app.command("new")(new_command(config))
+    add = typer.Typer(name="add", help=add_help(task), no_args_is_help=True)
+    add.command("task")(add_task_command(task))
+    app.add_typer(add, name="add")
     app.command("update")(update_command(config))
     app.command("options")(options)
     app.command("info")(info_command())
     return app
 
 
-def _config_or_none() -> TemplateConfig | None:
+def _config_or_none(read: Callable[[], TemplateConfig] = template_config) -> TemplateConfig | None:
     try:
-        return template_config()
+        return read()
     except (FastceleryError, OSError, ValueError):
         return None  # the command then fails with one line when it needs the template
 
 
-#: Commands whose options come from copier.yml; other invocations never read it.
+#: Commands whose options come from copier.yml, or the task sub-template's; other
+#: invocations never read them.
 QUESTION_COMMANDS = frozenset({"new", "update"})
+TASK_COMMANDS = frozenset({"add"})
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -377,14 +474,17 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def app_for(argv: Sequence[str]) -> typer.Typer:
     """The Typer app for this command line: copier.yml is read only when the command needs it."""
-    needs = _command_of(argv) in QUESTION_COMMANDS
-    return build_app(_config_or_none() if needs else None)
+    command = _command_of(argv)
+    return build_app(
+        _config_or_none() if command in QUESTION_COMMANDS else None,
+        _config_or_none(task_config) if command in TASK_COMMANDS else None,
+    )
 
 
 def __getattr__(name: str) -> Any:
     # ``fastcelery.cli.app`` (for typer.testing.CliRunner) is the full app, built on first use.
     if name == "app":
-        built = build_app(_config_or_none())
+        built = build_app(_config_or_none(), _config_or_none(task_config))
         globals()["app"] = built
         return built
     raise AttributeError(name)

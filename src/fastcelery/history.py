@@ -10,11 +10,19 @@ and tree. :func:`open_history` unpacks them into a temporary git repository, and
 :func:`copier_environment` points the recorded URL at it for every git command Copier
 runs (git's ``url.<base>.insteadOf``, set for this process only).
 
-A release commit holds only ``copier.yml`` and the template subdirectory, is made with a
-fixed identity, date and message, and its parent is the previous release. So the commit
-of a template tree is the same on every machine: an unreleased template (an edited
-checkout) renders from the commit that releasing it would make, and its projects become
-updatable everywhere once exactly that template is released.
+A release commit holds only ``copier.yml``, the template subdirectory and the
+sub-templates (``subtemplates/``), is made with a fixed identity, date and message, and its
+parent is the previous release. So the commit of a template tree is the same on every
+machine: an unreleased template (an edited checkout) renders from the commit that releasing
+it would make, and its projects become updatable everywhere once exactly that template is
+released.
+
+Sub-templates (``fastcelery add task``) are released with the project's template, but Copier
+reads a template only at the root of a repository. So each has a history derived from the
+same releases (:func:`derive_history`): one commit per release holding that release's
+``subtemplates/<kind>`` at its root (an empty tree before the sub-template existed), tagged
+like the release, made as deterministically as the releases themselves. Its URL is the
+project template's with ``-<kind>`` (:func:`subtemplate_url`).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pathlib import Path
 
 from fastcelery.errors import FastceleryError
 from fastcelery.gitutil import git
-from fastcelery.paths import PACKAGE_DIR
+from fastcelery.paths import PACKAGE_DIR, SUBTEMPLATES_DIR
 from fastcelery.questions import COPIER_YML, load_config
 
 #: Where projects say their template comes from, unless the user chose a fork or mirror.
@@ -88,12 +96,18 @@ def read_releases(releases_dir: Path = RELEASES_DIR) -> tuple[Release, ...]:
     return tuple(releases)
 
 
+def subtemplate_url(kind: str, project_url: str = SOURCE_URL) -> str:
+    """Where the history of the sub-template ``kind`` is published: ``…/fastcelery-task.git``."""
+    return f"{project_url.removesuffix('.git')}-{kind}.git"
+
+
 def template_files(root: Path) -> list[str]:
-    """What a template version holds: ``copier.yml`` and its subdirectory, minus caches."""
+    """What a template version holds: ``copier.yml``, its subdirectory and the sub-templates,
+    minus caches."""
     files = [COPIER_YML]
     subdir = str(load_config(root / COPIER_YML).settings.get("_subdirectory") or "")
-    if subdir:
-        for path in sorted((root / subdir).rglob("*")):
+    for folder in (subdir, SUBTEMPLATES_DIR) if subdir else (SUBTEMPLATES_DIR,):
+        for path in sorted((root / folder).rglob("*")):
             rel = path.relative_to(root)
             if any(fnmatch.fnmatch(part, p) for part in rel.parts for p in IGNORED):
                 continue
@@ -214,6 +228,45 @@ def build_history(
     git(repo, "update-ref", f"refs/heads/{BRANCH}", head)
     git(repo, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
     return History(repo=repo, releases=releases, head=head, released=released)
+
+
+def derive_history(main: History, kind: str, repo: Path, *, standalone: bool = False) -> History:
+    """The history of the sub-template ``kind`` in ``repo``, derived from ``main``'s releases.
+
+    Each release (and the bundled template, when unreleased) becomes one commit holding its
+    ``subtemplates/<kind>`` at the root, with the release's tag. ``standalone``: copy the
+    objects into ``repo`` (to publish it), rather than reading them from ``main``'s.
+    """
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q")
+    alternates = repo / ".git" / "objects" / "info" / "alternates"
+    alternates.write_text(f"{main.repo / '.git' / 'objects'}\n", encoding="utf-8")
+    empty = git(repo, "hash-object", "-t", "tree", "-w", "--stdin", input="").stdout.strip()
+    folder = f"{SUBTEMPLATES_DIR}/{kind}"
+
+    def derive(commit: str, parent: str | None) -> Release:
+        found = git(repo, "rev-parse", "-q", "--verify", f"{commit}:{folder}", check=False)
+        tree = found.stdout.strip() if found.returncode == 0 else empty
+        return Release("", commit_tree(repo, tree, parent), tree)
+
+    releases: list[Release] = []
+    released: Release | None = None
+    for release in main.releases:
+        made = derive(release.commit, releases[-1].commit if releases else None)
+        releases.append(Release(release.version, made.commit, made.tree))
+        git(repo, "update-ref", f"refs/tags/{release.tag}", made.commit)
+        if main.released == release:
+            released = releases[-1]
+    if released:
+        head = released.commit
+    else:
+        head = derive(main.head, releases[-1].commit if releases else None).commit
+    git(repo, "update-ref", f"refs/heads/{BRANCH}", head)
+    git(repo, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+    if standalone:
+        git(repo, "repack", "-a", "-d", "-q")
+        alternates.unlink()
+    return History(repo=repo, releases=tuple(releases), head=head, released=released)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from fastcelery.errors import UsageError
-from fastcelery.history import History, open_history
+from fastcelery.history import History, derive_history, open_history
 from fastcelery.paths import template_root
-from fastcelery.project import COMMIT_KEY, SRC_KEY, answers_relpath, read_answers
+from fastcelery.project import (
+    COMMIT_KEY,
+    SRC_KEY,
+    answers_relpath,
+    is_task_answers,
+    read_answers,
+)
+from fastcelery.questions import TASK_KIND
 
 #: Answers files of templates added to a project (Copier's templated ``_answers_file``,
 #: e.g. ``.copier-answers.task-NAME.yml``).
@@ -49,9 +56,10 @@ def project_info(path: Path) -> ProjectInfo:
             "(render one with `fastcelery new`)"
         )
     with open_history(template_root()) as history:
+        tasks = derive_history(history, TASK_KIND, history.repo.parent / TASK_KIND)
         main = _answers_file(path, relpath, history)
         added = [
-            _answers_file(path, found.name, history)
+            _answers_file(path, found.name, tasks if is_task_answers(found.name) else history)
             for found in sorted(path.glob(ADDED_ANSWERS_GLOB))
             if found.name != relpath
         ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from fastcelery.questions import NAME_QUESTION, Question, TemplateConfig
+from fastcelery.questions import NAME_QUESTIONS, Question, TemplateConfig
 
 #: Options of our own; a copier.yml question may not take these flags.
 OWN_FLAGS = frozenset(
@@ -83,11 +83,16 @@ def flag_declaration(question: Question) -> str:
     return "/".join(flag_names(question))
 
 
-def flag_questions(config: TemplateConfig, *, with_name: bool = False) -> list[Question]:
-    """The questions that get their own flag (all but NAME's, unless a flag would clash)."""
+def flag_questions(
+    config: TemplateConfig, *, with_name: bool = False, fixed: Sequence[str] = ()
+) -> list[Question]:
+    """The questions that get their own flag: all but NAME's, computed ones, ``fixed`` ones
+    (answered by the project), and any whose flag would clash with ours."""
     result = []
     for question in config.questions:
-        if question.name == NAME_QUESTION and not with_name:
+        if question.name in NAME_QUESTIONS and not with_name:
+            continue
+        if question.is_computed or question.name in fixed:
             continue
         if OWN_FLAGS.intersection(flag_names(question)):
             continue
@@ -123,9 +128,10 @@ def question_parameter(question: Question, *, for_update: bool = False) -> inspe
 
 
 def question_parameters(
-    config: TemplateConfig | None, *, for_update: bool
+    config: TemplateConfig | None, *, for_update: bool, fixed: Sequence[str] = ()
 ) -> list[inspect.Parameter]:
-    """The question options of ``new`` or (``for_update``) ``update``, which also has NAME's.
+    """The question options of ``new``, ``add task`` or (``for_update``) ``update``, which
+    also has NAME's.
 
     Without a ``copier.yml`` (commands that do not need it) there are none.
     """
@@ -133,16 +139,20 @@ def question_parameters(
         return []
     return [
         question_parameter(q, for_update=for_update)
-        for q in flag_questions(config, with_name=for_update)
+        for q in flag_questions(config, with_name=for_update, fixed=fixed)
     ]
 
 
 def flag_values(
-    config: TemplateConfig, kwargs: Mapping[str, Any], *, with_name: bool = False
+    config: TemplateConfig,
+    kwargs: Mapping[str, Any],
+    *,
+    with_name: bool = False,
+    fixed: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The questions answered by their flags, from the command's keyword arguments."""
     values: dict[str, Any] = {}
-    for question in flag_questions(config, with_name=with_name):
+    for question in flag_questions(config, with_name=with_name, fixed=fixed):
         value = kwargs.get(PARAM_PREFIX + question.name)
         if value is not None:
             values[question.name] = value

@@ -33,6 +33,20 @@ def answers_relpath() -> str:
     return str(settings.get("_answers_file") or ".copier-answers.yml")
 
 
+#: The answers files of the tasks added to a project (``fastcelery add task NAME``): the task
+#: sub-template's templated ``_answers_file``.
+TASK_ANSWERS_GLOB = ".copier-answers.task-*.yml"
+
+
+def task_answers_files(path: Path) -> list[str]:
+    """The answers files of the tasks added to the project at ``path``, by name."""
+    return sorted(found.name for found in path.glob(TASK_ANSWERS_GLOB) if found.is_file())
+
+
+def is_task_answers(relpath: str) -> bool:
+    return PurePath(relpath).match(TASK_ANSWERS_GLOB)
+
+
 def read_answers(file: Path) -> dict[str, Any]:
     """The answers recorded in ``file`` (empty when it does not exist)."""
     if not file.is_file():

@@ -35,6 +35,13 @@ COPIER_YML = "copier.yml"
 NAME_QUESTION = "project_name"
 #: The question that names the Python package (its directory in the project).
 PACKAGE_QUESTION = "package_name"
+#: The task sub-template (``subtemplates/task``) and the question ``add task NAME`` answers.
+TASK_KIND = "task"
+TASK_NAME_QUESTION = "task_name"
+#: Questions answered by a command's NAME argument, never by a flag.
+NAME_QUESTIONS = (NAME_QUESTION, TASK_NAME_QUESTION)
+#: Questions of the task sub-template that the project answers (its ``.copier-answers.yml``).
+PROJECT_ANSWERS = (PACKAGE_QUESTION,)
 #: Types Copier knows (``CAST_STR_TO_NATIVE`` in Copier).
 KNOWN_TYPES = ("bool", "float", "int", "json", "str", "yaml")
 
@@ -67,6 +74,11 @@ class Question:
         return self.type == "bool"
 
     @property
+    def is_computed(self) -> bool:
+        """``when: false``: never asked nor recorded, a value derived from the answers."""
+        return self.when is False
+
+    @property
     def choice_strings(self) -> tuple[str, ...] | None:
         if self.choices is None:
             return None
@@ -75,6 +87,11 @@ class Question:
     def describe_default(self) -> str:
         if not self.has_default:
             return "(required)"
+        if isinstance(self.default, str) and "{{" in self.default:
+            # A Jinja default; the task sub-template's come from the project's answers.
+            if "_external_data.project" in self.default:
+                return "the project's answer"
+            return "computed from the other answers"
         return format_value(self.default)
 
 

@@ -2,8 +2,8 @@
 
 Run once per release from a checkout of this repository, then commit what it changed:
 
-1. the release commit of the template (``copier.yml`` + ``template/``), on top of the
-   previous release (see :mod:`fastcelery.history`);
+1. the release commit of the template (``copier.yml`` + ``template/`` + ``subtemplates/``),
+   on top of the previous release (see :mod:`fastcelery.history`);
 2. ``src/fastcelery/releases/v<VERSION>.bundle``, holding only what changed since the
    previous release, and one more line in ``src/fastcelery/releases/index.txt``;
 3. ``__version__`` in ``src/fastcelery/__init__.py``.
@@ -13,6 +13,11 @@ fastcelery of this version or later updates such projects offline. Tag the commi
 holds these changes ``v<VERSION>`` when publishing it: plain ``copier update`` online finds
 versions by these tag names. ``--from-ref REF`` releases the template as it is in commit
 REF of this checkout instead of the working tree (how v0.1.0 was recorded).
+
+``--publish-subtemplates DIR`` writes the history of each sub-template (``fastcelery add
+task``), one git repository per sub-template with every release's tag, to push to its own
+URL (:func:`fastcelery.history.subtemplate_url`): plain ``copier update -a`` of an added task
+reads it there.
 """
 
 from __future__ import annotations
@@ -31,8 +36,15 @@ from packaging.version import InvalidVersion, Version
 
 from fastcelery.errors import FastceleryError, UsageError, message_line
 from fastcelery.gitutil import git
-from fastcelery.history import INDEX, RELEASES_DIR, Release, open_history
-from fastcelery.paths import PACKAGE_DIR, WHEEL_TEMPLATE_DIR, template_root
+from fastcelery.history import (
+    INDEX,
+    RELEASES_DIR,
+    Release,
+    derive_history,
+    open_history,
+    subtemplate_url,
+)
+from fastcelery.paths import PACKAGE_DIR, SUBTEMPLATES_DIR, WHEEL_TEMPLATE_DIR, template_root
 from fastcelery.questions import COPIER_YML, load_config
 
 PROG = "python -m fastcelery.release"
@@ -81,8 +93,9 @@ def set_package_version(version: str, init_file: Path = INIT_FILE) -> bool:
 def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
     """The template files of commit ``ref`` of ``checkout``, written under ``destination``."""
     subdir = str(load_config(checkout / COPIER_YML).settings.get("_subdirectory") or "")
+    folders = [f for f in (subdir, SUBTEMPLATES_DIR) if f and _has_path(checkout, ref, f)]
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, COPIER_YML, *([subdir] if subdir else [])],
+        ["git", "archive", "--format=tar", ref, COPIER_YML, *folders],
         cwd=checkout,
         capture_output=True,
         check=False,
@@ -95,23 +108,52 @@ def export_ref(checkout: Path, ref: str, destination: Path) -> Path:
     return destination
 
 
+def publish_subtemplates(
+    destination: Path, root: Path, releases_dir: Path = RELEASES_DIR
+) -> list[Path]:
+    """Each sub-template's history as a git repository ``destination/<kind>``."""
+    folder = root / SUBTEMPLATES_DIR
+    kinds = sorted(p.name for p in folder.iterdir() if (p / COPIER_YML).is_file())
+    made = []
+    with open_history(root, releases_dir) as history:
+        for kind in kinds:
+            made.append(destination / kind)
+            derive_history(history, kind, made[-1], standalone=True)
+    return made
+
+
+def _has_path(checkout: Path, ref: str, path: str) -> bool:
+    found = git(checkout, "cat-file", "-e", f"{ref}:{path}", check=False)
+    return found.returncode == 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Record the template as a released version (see docs/updating.md).",
     )
-    parser.add_argument("version", help="the version to release, e.g. 0.2.0")
+    parser.add_argument("version", nargs="?", help="the version to release, e.g. 0.2.0")
     parser.add_argument(
         "--from-ref", metavar="REF", help="release the template of this commit of the checkout"
     )
+    parser.add_argument(
+        "--publish-subtemplates",
+        metavar="DIR",
+        type=Path,
+        help="write each sub-template's history to DIR/<kind> (a git repository to push)",
+    )
     args = parser.parse_args(argv)
-    version = str(args.version).removeprefix("v")
     root = template_root()
     if root == WHEEL_TEMPLATE_DIR:
         print(
             "release: error: run this from a checkout of the fastcelery repository", file=sys.stderr
         )
         return 2
+    if args.version is None:
+        if args.publish_subtemplates is None:
+            parser.error("give the VERSION to release, or --publish-subtemplates DIR")
+        return _publish(args.publish_subtemplates, root)
+    version = str(args.version).removeprefix("v")
     try:
         with tempfile.TemporaryDirectory(prefix="fastcelery-release-") as tmp:
             source = export_ref(root, args.from_ref, Path(tmp)) if args.from_ref else root
@@ -131,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Then tag that commit {recorded.tag} when publishing it (plain `copier update` "
         "online finds template versions by these tag names)."
     )
+    return _publish(args.publish_subtemplates, root) if args.publish_subtemplates else 0
+
+
+def _publish(destination: Path, root: Path) -> int:
+    for repo in publish_subtemplates(destination, root):
+        url = subtemplate_url(repo.name)
+        print(f"Wrote the {repo.name} sub-template's history to {repo}: push it to {url}")
+        print(f"  git -C {repo} push --mirror {url}")
     return 0
 
 

@@ -10,13 +10,22 @@
    user's files along a package rename.
 4. Report what Copier does not: edits in files the template deleted or renamed, and
    imports of the project's own modules that the update broke.
+5. Then every task added with ``fastcelery add task`` (``.copier-answers.task-*.yml``), in
+   turn, the same way from the task sub-template's history: each in a throwaway clone of
+   the project's last commit (Copier updates only a clean tree, and the project's update
+   has just changed it), its changes then copied into the project. A task's files are its
+   own (the sub-template renders new files only), so nothing the project's update changed
+   is overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,22 +39,26 @@ from fastcelery.history import (
     SOURCE_URL,
     History,
     copier_environment,
+    derive_history,
     open_history,
     user_redirect_warning,
 )
 from fastcelery.imports import BrokenImport, Tree, broken_imports
-from fastcelery.options import template_config
+from fastcelery.options import task_config, template_config
 from fastcelery.paths import template_root
 from fastcelery.project import (
     COMMIT_KEY,
     SRC_KEY,
     Project,
+    answers_relpath,
+    is_task_answers,
     is_url,
     load_project,
     read_answers,
     rewrite_answers,
+    task_answers_files,
 )
-from fastcelery.questions import PACKAGE_QUESTION
+from fastcelery.questions import PACKAGE_QUESTION, TASK_KIND
 
 CONFLICT_MARKER = "<<<<<<< "
 CONFLICT_STYLES = ("inline", "rej")
@@ -67,7 +80,8 @@ class UpdateRequest:
     source: str | None = None
     #: Update as if the project had been rendered from this release.
     from_version: str | None = None
-    #: The answers file of the template to update (default: the project's own).
+    #: The answers file of the template to update (default: the project's own, and then
+    #: every added task's).
     answers_file: str | None = None
 
 
@@ -98,10 +112,17 @@ class UpdateResult:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     rewritten: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The answers file of the template this is about.
+    answers_file: str = ""
+    #: Why this added task was not updated (it records no template version, say).
+    skipped: str | None = None
+    #: The tasks added to the project, each updated after it.
+    added: list[UpdateResult] = field(default_factory=list)
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.conflicts or self.lost or self.broken)
+        mine = bool(self.conflicts or self.lost or self.broken)
+        return mine or any(task.needs_attention for task in self.added)
 
 
 @dataclass(frozen=True)
@@ -117,7 +138,8 @@ class SourcePlan:
 
 
 def update_project(request: UpdateRequest) -> UpdateResult:
-    """``fastcelery update``: validate, plan, update (or pretend), report."""
+    """``fastcelery update``: validate, plan, update (or pretend) the project, then each
+    task added to it; report."""
     if request.conflict not in CONFLICT_STYLES:
         raise UsageError(
             f"invalid --conflict {request.conflict!r}: choose one of {', '.join(CONFLICT_STYLES)}"
@@ -125,25 +147,112 @@ def update_project(request: UpdateRequest) -> UpdateResult:
     project = load_project(request.path, request.answers_file)
     answers = _answers(project, request)
     plan = plan_source(project, request)
+    tasks = [] if request.answers_file else task_answers_files(request.path)
+    renamed = answers.get(PACKAGE_QUESTION, project.answers.get(PACKAGE_QUESTION))
+    if tasks and renamed != project.answers.get(PACKAGE_QUESTION):
+        raise UsageError(
+            f"the project has added tasks ({', '.join(tasks)}): renaming its package with "
+            "them is not supported; keep --package-name, or remove the tasks first"
+        )
     with open_history(template_root(), extras=plan.extras) as history:
+        task_history = None
+        if tasks or is_task_answers(project.answers_relpath):
+            task_history = derive_history(history, TASK_KIND, history.repo.parent / TASK_KIND)
         warnings: list[str] = []
-        redirects, target = _resolve(project, plan, history, request, warnings)
+        source = task_history if is_task_answers(project.answers_relpath) else history
+        redirects, target = _resolve(project, plan, source or history, request, warnings)
         job = _Job(project, plan, answers, redirects, target, request)
         with _workdir(project.path, request.pretend) as workdir:
             result = _update(workdir, job)
-    result.path = request.path
-    result.warnings[:0] = warnings
+        result.path = request.path
+        result.answers_file = project.answers_relpath
+        result.warnings[:0] = warnings
+        if task_history is not None:
+            result.added = [_update_task(request, name, task_history) for name in tasks]
     return result
 
 
+def _update_task(request: UpdateRequest, relpath: str, history: History) -> UpdateResult:
+    """One added task, updated in a throwaway clone of the project's last commit, whose
+    changes are then copied into the project (unless --pretend)."""
+    task = dataclasses.replace(
+        request, flags={}, data=(), source=None, from_version=None, answers_file=relpath
+    )
+    with _workdir(request.path, pretend=True) as clone:
+        try:
+            project = load_project(clone, relpath)
+        except UsageError as exc:  # e.g. added without git: no version to update from
+            return UpdateResult(
+                path=request.path, old_version="", new_version="", pretend=request.pretend,
+                answers_file=relpath, skipped=str(exc),
+            )  # fmt: skip
+        answers = _answers(project, task)
+        plan = plan_source(project, task)
+        warnings: list[str] = []
+        redirects, target = _resolve(project, plan, history, task, warnings)
+        result = _update(clone, _Job(project, plan, answers, redirects, target, task))
+        if not request.pretend:
+            copy_changes(clone, request.path, result.changes)
+    result.path = request.path
+    result.answers_file = relpath
+    # The project's update said it already, of the same template.
+    result.warnings[:0] = [w for w in warnings if w != history.unreleased_warning()]
+    return result
+
+
+def copy_changes(clone: Path, path: Path, changes: Sequence[tuple[str, str]]) -> None:
+    """Bring an update made in a clone into the project at ``path``: its changed and new
+    files, its deletions, and the unmerged index entries of its conflicts (so that `git
+    status` shows them in the project too)."""
+    for _code, name in changes:
+        for rel in name.split(" -> "):
+            source, target = clone / rel, path / rel
+            if source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+            elif target.is_file():
+                target.unlink()
+    clone_top = Path(_git(clone, "rev-parse", "--show-toplevel"))
+    top = Path(_git(path, "rev-parse", "--show-toplevel"))
+    entries, paths = [], []
+    unmerged = _git(clone_top, "ls-files", "-u", "--full-name", "--", _relative(clone, clone_top))
+    for line in unmerged.splitlines():
+        meta, rel = line.split("\t", 1)
+        mode, blob, stage = meta.split()
+        content = _run_git(clone_top, "cat-file", "blob", blob)
+        stored = _run_git(top, "hash-object", "-w", "--stdin", content=content).decode().strip()
+        entries.append(f"{mode} {stored} {stage}\t{rel}\n")
+        paths.append(rel)
+    if entries:
+        removed = "".join(f"0 {'0' * 40}\t{rel}\n" for rel in dict.fromkeys(paths))
+        gitutil.git(top, "update-index", "--index-info", input=removed + "".join(entries))
+
+
+def _relative(path: Path, top: Path) -> str:
+    return path.resolve().relative_to(top.resolve()).as_posix() or "."
+
+
+def _run_git(cwd: Path, *args: str, content: bytes | None = None) -> bytes:
+    """``git args`` on bytes (blobs are copied byte for byte)."""
+    return subprocess.run(
+        ["git", *args], cwd=cwd, input=content, capture_output=True, check=True
+    ).stdout
+
+
 def _answers(project: Project, request: UpdateRequest) -> dict[str, Any]:
-    """The changed answers, checked against copier.yml when the template is fastcelery's."""
-    config = template_config()
+    """The changed answers, checked against copier.yml (or the task sub-template's) when the
+    template is fastcelery's."""
+    task = is_task_answers(project.answers_relpath)
+    config = task_config() if task else template_config()
     ours = project.source_kind != "path"
     given = collect_answers(config, request.flags, request.data, allow_unknown=not ours)
     if ours:
         known = {k: v for k, v in project.user_answers.items() if k in config.names}
-        validate_answers(config, {**known, **given}, interactive=request.interactive)
+        parent = read_answers(project.path / answers_relpath()) if task else {}
+        context = {"_external_data": {"project": parent}} if task else None
+        validate_answers(
+            config, {**known, **given}, interactive=request.interactive, extra_context=context
+        )
     return given
 
 
@@ -267,6 +376,11 @@ def _update(workdir: Path, job: _Job) -> UpdateResult:
         copier_environment(job.redirects),
     ):
         old_render = Path(old) / "project"
+        parent = answers_relpath()
+        if project.answers_relpath != parent and (workdir / parent).is_file():
+            # An added template reads the project's answers (its _external_data).
+            old_render.mkdir()
+            shutil.copy2(workdir / parent, old_render / parent)
         try:
             copier.run_copy(
                 src_path=plan.src_path,
@@ -514,23 +628,46 @@ def _head_tree(workdir: Path) -> Tree:
 
 
 def report(result: UpdateResult) -> str:
-    """What happened (or, for ``--pretend``, would happen), for people."""
+    """What happened (or, for ``--pretend``, would happen), for people: the project, then
+    each added task."""
     would = result.pretend
-    path = result.path
     if would:
         lines = [
-            f"Dry run (--pretend): {path} would be updated from {result.old_version} to "
-            f"{result.new_version}; nothing was written."
+            f"Dry run (--pretend): {result.path} would be updated from {result.old_version} "
+            f"to {result.new_version}; nothing was written."
         ]
     else:
-        lines = [f"Updated {path} from {result.old_version} to {result.new_version}."]
+        lines = [f"Updated {result.path} from {result.old_version} to {result.new_version}."]
     if result.moved:
         verb = "would move" if would else "moved"
         lines.append(f"First, {verb} the project to a portable template source: {result.moved}")
+    lines += _changes(result, "Nothing changed: the project is up to date.")
+    for task in result.added:
+        lines += ["", *_task_report(task)]
+    if result.changes or any(task.changes for task in result.added):
+        if not result.needs_attention:
+            lines.append("No conflicts. Review with `git diff`, run the tests, then commit.")
+        elif not would:
+            lines.append("Resolve the above, run the tests, then commit.")
+    return "\n".join(lines)
+
+
+def _task_report(task: UpdateResult) -> list[str]:
+    name = task.answers_file.removeprefix(".copier-answers.task-").removesuffix(".yml")
+    title = f"Task {name} ({task.answers_file})"
+    if task.skipped:
+        return [f"{title}: not updated: {task.skipped}"]
+    verb = "would be updated" if task.pretend else "updated"
+    lines = [f"{title}: {verb} from {task.old_version} to {task.new_version}."]
+    return lines + _changes(task, "Nothing changed: the task is up to date.")
+
+
+def _changes(result: UpdateResult, unchanged: str) -> list[str]:
+    """The changed files of one template's update, and what needs the user."""
     if not result.changes:
-        lines.append("Nothing changed: the project is up to date.")
-        return "\n".join(lines)
-    lines.append(("Files that would change" if would else "Changed files") + " (git status):")
+        return [unchanged]
+    would = result.pretend
+    lines = [("Files that would change" if would else "Changed files") + " (git status):"]
     lines += [f"  {code} {name}" for code, name in result.changes]
     for old, new in result.carried:
         lines.append(f"Carried along the package rename: {old} -> {new}")
@@ -538,12 +675,7 @@ def report(result: UpdateResult) -> str:
         lines.append(f"Renamed by a migration, your edits merged three-way: {old} -> {new}")
     if result.rewritten:
         lines.append("Imports of the old package rewritten in: " + ", ".join(result.rewritten))
-    lines += _attention(result)
-    if not result.needs_attention:
-        lines.append("No conflicts. Review with `git diff`, run the tests, then commit.")
-    elif not would:
-        lines.append("Resolve the above, run the tests, then commit.")
-    return "\n".join(lines)
+    return lines + _attention(result)
 
 
 def _attention(result: UpdateResult) -> list[str]:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from fastcelery import cli
 
 from .clihelpers import Result, assert_one_error_line, run_cli, tree
+from .updatekit import snapshot
 
 #: Bad answers to ``fastcelery new``: (id, command line, fragments of the one error line).
 BAD_INPUTS: list[tuple[str, str, list[str]]] = [
@@ -109,6 +110,116 @@ def test_target_directory_not_created_on_error(runner: CliRunner, tmp_path: Path
     assert not out.exists()
 
 
+# ---- fastcelery add task: bad input in a generated project
+
+
+def _write(project: Path, rel: str, text: str) -> None:
+    (project / rel).write_text(text)
+
+
+#: Bad ``fastcelery add task`` command lines, run on a copy of a generated project after
+#: ``setup``: (id, setup, command line, fragments of the one error line).
+BAD_ADD_INPUTS: list[tuple[str, str, str, list[str]]] = [
+    ("not-an-identifier", "", "add task Bad-Name", ["invalid task name 'Bad-Name'", "identifier"]),
+    ("keyword", "", "add task class", ["invalid task name 'class'", "keyword"]),
+    ("stdlib-module", "", "add task json", ["invalid task name 'json'", "standard library"]),
+    (
+        "clashes-with-a-module",
+        "",
+        "add task orders --no-route",
+        ["task name 'orders' clashes with app/tasks/orders.py"],
+    ),
+    ("clashes-with-a-route", "", "add task orders", ["clashes with a route", "/orders"]),
+    (
+        "clashes-with-tests",
+        "",
+        "add task durable --no-route",
+        ["clashes with tests/test_durable.py"],
+    ),
+    (
+        "clashes-with-a-celery-task",
+        "user-task",
+        "add task billing --no-git",
+        ["task name 'billing' is taken", "app/tasks/payments.py", '"tasks.billing"'],
+    ),
+    ("added-already", "added", "add task ping --no-git", ["'ping' was added already"]),
+    (
+        "template-without-durable-tasks",
+        "no-durable",
+        "add task ping --no-git",
+        ["has no durable-task layer (app/durable/)", "`fastcelery update` it first"],
+    ),
+    (
+        "unknown-queue",
+        "",
+        "add task ping --queue bulk",
+        ["unknown --queue 'bulk'", "default, orders, priority"],
+    ),
+    ("queue-not-a-name", "", "add task ping --queue Bulk!", ["invalid --queue 'Bulk!'"]),
+    ("dirty-tree", "dirty", "add task ping", ["uncommitted changes", "--no-git"]),
+    ("not-a-repository", "no-git", "add task ping", ["is not a git repository", "--no-git"]),
+    (
+        "package-from-the-project",
+        "",
+        "add task ping --data package_name=other",
+        ["--data package_name=... cannot be given", "(app)"],
+    ),
+    ("unknown-data-key", "", "add task ping --data colour=red", ["unknown --data key 'colour'"]),
+    (
+        "bad-bool-via-data",
+        "",
+        "add task ping --data route=maybe",
+        ["invalid --data route='maybe': expected a value of type bool"],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated project (committed), copied by each test that changes it."""
+    out = tmp_path_factory.mktemp("generated")
+    made = run_cli(["new", "svc", "--defaults", "--output", str(out)])
+    assert made.exit_code == 0, made.stderr
+    return out / "svc"
+
+
+def _prepare(project: Path, setup: str) -> None:
+    if setup == "user-task":
+        _write(project, "app/tasks/payments.py", '@durable_task(name="tasks.billing")\n')
+    elif setup == "added":
+        added = run_cli(["add", "task", "ping", "--no-git", str(project)])
+        assert added.exit_code == 0, added.stderr
+    elif setup == "dirty":
+        _write(project, "NOTES.md", "mine\n")
+    elif setup == "no-git":
+        shutil.rmtree(project / ".git")
+    elif setup == "no-durable":  # as rendered by fastcelery 0.1.0
+        shutil.rmtree(project / "app" / "durable")
+
+
+@pytest.mark.parametrize(
+    ("setup", "command_line", "expected"),
+    [pytest.param(s, c, e, id=i) for i, s, c, e in BAD_ADD_INPUTS],
+)
+def test_bad_add_task_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path: Path, generated: Path, setup: str, command_line: str, expected: list[str]
+) -> None:
+    project = tmp_path / "svc"
+    shutil.copytree(generated, project, symlinks=True)
+    _prepare(project, setup)
+    before = snapshot(project)
+    result = CliRunner().invoke(cli.app, [*shlex.split(command_line), str(project)])
+    assert_one_error_line(result, *expected)
+    assert result.stdout == ""
+    assert snapshot(project) == before
+
+
+def test_add_task_outside_a_generated_project(tmp_path: Path) -> None:
+    result = run_cli(["add", "task", "ping"], cwd=tmp_path)
+    assert_one_error_line(result, "is not a generated project", ".copier-answers.yml")
+    assert tree(tmp_path) == []
+
+
 # ---- real processes: click's own usage errors are one line too, with exit code 2
 
 #: (id, command line run in an empty directory, fragment of the one error line).
@@ -119,6 +230,8 @@ REAL_PROCESS_ERRORS: list[tuple[str, str, str]] = [
     ("update-outside-a-project", "update .", "is not a generated project"),
     ("invalid-conflict-style", "update . --conflict both", "invalid --conflict 'both'"),
     ("unknown-command", "frobnicate", "No such command"),
+    ("add-without-a-name", "add task", "Missing argument 'NAME'"),
+    ("add-unknown-kind", "add route x", "No such command 'route'"),
     ("invalid-project-name", "new Bad_Name", "invalid project name 'Bad_Name'"),
     ("refused-choice", "new svc --result-backend rpc", "is not offered"),
 ]

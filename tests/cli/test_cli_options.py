@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from fastcelery import __version__, cli
 from fastcelery.answers import collect_answers
-from fastcelery.options import template_config
+from fastcelery.options import task_config, template_config
 from fastcelery.paths import TemplateNotFoundError, template_root
 from fastcelery.questions import NAME_QUESTION, format_value, load_config, parse_config
 
@@ -23,7 +23,9 @@ from .clihelpers import REPO_ROOT, run_cli
 HEAVY = ("copier", "jinja2", "celery", "rich", "pydantic", "yaml")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["new", "--help"], []])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["new", "--help"], ["add", "task", "--help"], []]
+)
 def test_startup_does_not_import_heavy_modules(args: list[str]) -> None:
     code = (
         "import sys\n"
@@ -37,7 +39,8 @@ def test_startup_does_not_import_heavy_modules(args: list[str]) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     loaded = proc.stdout.split("LOADED", 1)[1].split()
-    heavy = ("copier", "jinja2", "celery") if args == ["new", "--help"] else HEAVY
+    # `new --help` and `add task --help` read a copier.yml (PyYAML) for their options.
+    heavy = ("copier", "jinja2", "celery") if "--help" in args[1:] else HEAVY
     assert not set(heavy) & set(loaded), set(heavy) & set(loaded)
 
 
@@ -97,18 +100,44 @@ def test_options_json_matches_copier_yml(runner: CliRunner) -> None:
     result = runner.invoke(cli.app, ["options", "--json"])
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    config = template_config()
-    assert [r["name"] for r in rows] == list(config.names)
-    by_name = {r["name"]: r for r in rows}
-    for q in config.questions:
-        row = by_name[q.name]
-        assert row["type"] == q.type
-        assert row["default"] == q.default
-        assert row["choices"] == (list(q.choices) if q.choices is not None else None)
-        assert row["help"] == q.help
-    assert by_name["project_name"]["flag"] == "NAME"
-    assert by_name["pydantic"]["flag"] == "--pydantic/--no-pydantic"
-    assert "rpc" in by_name["result_backend"]["refused"]
+    for command, config in (("new", template_config()), ("add task", task_config())):
+        asked = [q for q in config.questions if not q.is_computed]
+        mine = [r for r in rows if r["command"] == command]
+        assert [r["name"] for r in mine] == [q.name for q in asked]
+        by_name = {r["name"]: r for r in mine}
+        for q in asked:
+            row = by_name[q.name]
+            assert row["type"] == q.type
+            assert row["default"] == q.default
+            assert row["choices"] == (list(q.choices) if q.choices is not None else None)
+            assert row["help"] == q.help
+    new = {r["name"]: r for r in rows if r["command"] == "new"}
+    assert new["project_name"]["flag"] == "NAME"
+    assert new["pydantic"]["flag"] == "--pydantic/--no-pydantic"
+    assert "rpc" in new["result_backend"]["refused"]
+    task = {r["name"]: r for r in rows if r["command"] == "add task"}
+    assert task["task_name"]["flag"] == "NAME"
+    assert task["route"]["flag"] == "--route/--no-route"
+    assert task["package_name"]["flag"] == "(the project's answer)"
+    assert task["pydantic"]["default_text"] == "the project's answer"
+
+
+def test_add_help_lists_the_task_sub_templates_questions(runner: CliRunner) -> None:
+    """`add --help` and `add task --help` take their options from the task's copier.yml."""
+    shown = runner.invoke(cli.app, ["add", "--help"])
+    assert shown.exit_code == 0, shown.output
+    detailed = runner.invoke(cli.app, ["add", "task", "--help"])
+    assert detailed.exit_code == 0, detailed.output
+    text = runner.invoke(cli.app, ["options"]).stdout
+    assert "fastcelery add task NAME:" in text
+    for q in task_config().questions:
+        if q.is_computed or q.name in ("task_name", "package_name"):
+            assert q.flag not in detailed.stdout
+            continue
+        for flag in (q.flag, f"--no-{q.flag[2:]}") if q.is_bool else (q.flag,):
+            assert flag in shown.stdout
+            assert flag in detailed.stdout
+        assert q.name in text
 
 
 def test_template_root_source_checkout_and_wheel_layout(tmp_path: Path) -> None:

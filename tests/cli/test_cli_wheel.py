@@ -71,7 +71,16 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "cache").exists()
     assert (out / "svc" / "pyproject.toml").is_file()
     assert (out / "svc" / ".git").is_dir()
-    # ... and updates from it (here: to the same version, changing an answer).
+    # It carries the task sub-template too: a task is added ...
+    added = _run(
+        [str(venv / "bin" / "fastcelery"), "add", "task", "ping"],
+        cwd=out / "svc",
+        env=user,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Committed as" in added.stdout
+    assert (out / "svc" / "app" / "tasks" / "ping.py").is_file()
+    # ... and both update from it (here: to the same version, changing an answer).
     updated = _run(
         [str(venv / "bin" / "fastcelery"), "update", "--broker", "redis"],
         cwd=out / "svc",
@@ -79,4 +88,5 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert "No conflicts" in updated.stdout
+    assert "Task ping (.copier-answers.task-ping.yml): updated" in updated.stdout
     assert not (tmp_path / "cache").exists()

@@ -7,7 +7,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from fastcelery.options import describe_questions, format_markdown
+import pytest
+
+from fastcelery.options import ADD_TASK, NEW, describe_questions, format_markdown
 from tests.support import uv_bin
 
 from .clihelpers import REPO_ROOT, git_out
@@ -42,14 +44,41 @@ def test_first_command_renders_its_own_repository_outside_the_clone(tmp_path: Pa
     assert git_out(project, "rev-parse", "--show-toplevel") == str(project)
     assert git_out(project, "rev-list", "--count", "HEAD") == "1"
     assert git_out(project, "status", "--porcelain") == ""
-
-
-def test_option_table_is_generated_from_copier_yml() -> None:
-    found = re.search(r"<!-- options:.*?-->\n(.+?)\n<!-- /options -->", README, re.S)
-    assert found is not None
-    assert found.group(1) == format_markdown(describe_questions()), (
-        "README's option table is stale: paste `fastcelery options --markdown` between the "
-        "<!-- options --> markers"
+    # The next block grows it by two tasks, each its own commit.
+    grow = re.findall(r"```bash\n(.+?)\n```", README, re.S)[1]
+    assert "fastcelery add task" in grow
+    proc = subprocess.run(
+        ["bash", "-ec", grow],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
     )
-    for row in describe_questions():  # every question, --beat … --kubernetes included
-        assert f"`{row['flag']}`" in found.group(1)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert git_out(project, "rev-list", "--count", "HEAD") == "3"
+    assert git_out(project, "status", "--porcelain") == ""
+    assert (project / "app" / "tasks" / "send_invoice.py").is_file()
+
+
+@pytest.mark.parametrize(("marker", "command"), [("options", NEW), ("options add task", ADD_TASK)])
+def test_option_tables_are_generated_from_the_copier_files(marker: str, command: str) -> None:
+    found = re.search(rf"<!-- {marker}:.*?-->\n(.+?)\n<!-- /{marker} -->", README, re.S)
+    assert found is not None
+    rows = describe_questions(command=command)
+    assert found.group(1) == format_markdown(rows), (
+        f"README's option table is stale: paste `fastcelery options --markdown`'s table of "
+        f"`fastcelery {command}` between the <!-- {marker} --> markers"
+    )
+    for row in rows:  # every question, --beat … --kubernetes included
+        assert row["flag"] in found.group(1)
+
+
+def test_add_task_is_on_the_first_screen() -> None:
+    """The README's first screen shows how to grow a service, as docs/cli.md's does."""
+    first_screen = README[: README.index("## What you get")]
+    assert "fastcelery add task send_invoice ~/src/myservice" in first_screen
+    cli_doc = (REPO_ROOT / "docs" / "cli.md").read_text()
+    assert "fastcelery add task NAME [OPTIONS] [PATH]" in cli_doc[: cli_doc.index("\n## ")]

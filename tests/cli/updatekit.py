@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from fastcelery.history import SOURCE_URL, build_history
-from fastcelery.release import release, set_package_version
+from fastcelery.paths import SUBTEMPLATES_DIR
+from fastcelery.release import publish_subtemplates, release, set_package_version
 
 from .clihelpers import REPO_ROOT, Result
 
@@ -102,10 +103,12 @@ def install_version(
     dst: Path, version: str, change: Callable[[Path], None], base: Path = REPO_ROOT
 ) -> Path:
     """A fastcelery whose template is ``base``'s changed by ``change`` and released as
-    ``version`` (with every release ``base`` ships): what installing that release gives."""
+    ``version`` (with every release ``base`` ships): what installing that release gives.
+    ``change`` gets the copy's ``template/``; its sub-templates are beside it."""
     shutil.copytree(base / "src" / "fastcelery", dst / "src" / "fastcelery", ignore=_SKIP)
     shutil.copy2(base / "copier.yml", dst / "copier.yml")
     shutil.copytree(base / "template", dst / "template", ignore=_SKIP)
+    shutil.copytree(base / SUBTEMPLATES_DIR, dst / SUBTEMPLATES_DIR, ignore=_SKIP)
     change(dst / "template")
     package = dst / "src" / "fastcelery"
     release(version, dst, package / "releases")
@@ -117,6 +120,13 @@ def publish_mirror(dst: Path, installed: Path) -> Path:
     """The template's published repository, as a team's internal mirror holds it."""
     build_history(dst, installed, installed / "src" / "fastcelery" / "releases")
     return dst
+
+
+def publish_subtemplate_mirror(dst: Path, installed: Path, kind: str) -> Path:
+    """The published history of a sub-template (its own repository), as a mirror holds it:
+    what the release step's ``--publish-subtemplates`` writes."""
+    releases = installed / "src" / "fastcelery" / "releases"
+    return next(r for r in publish_subtemplates(dst, installed, releases) if r.name == kind)
 
 
 def mirror_config(mirror: Path, url: str = SOURCE_URL) -> str:

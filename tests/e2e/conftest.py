@@ -11,20 +11,19 @@ import pytest
 
 from tests.support import require_service
 
-from .harness import (
+from .projects import Project, render_project
+from .servers import (
     PG_ADMIN_URL,
     RABBIT_HOST,
     RABBIT_PORT,
     REDIS_HOST,
     REDIS_PORT,
-    Project,
     RedisServer,
-    Stack,
     postgres_database,
     rabbit_vhost,
     redis_db_lease,
-    render_project,
 )
+from .stack import Stack
 
 INTERNAL_TOKEN = "e2e-internal-token"
 # Settings every e2e stack gets: JSON logs (the tests read them), an internal token.

@@ -3,6 +3,7 @@ own OpenAPI schema, malformed bodies, the internal detail view without its token
 pickled message published straight to the broker."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,15 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import REPO_ROOT, wait_until
+
 from .conftest import INTERNAL_TOKEN, RenderFn, stack_on_shared_servers
-from .harness import (
-    DRAIN_LIMIT,
-    Api,
-    Stack,
-    wait_order_status,
-    wait_task_status,
-    wait_until,
-)
+from .http_calls import wait_order_status, wait_task_status
+from .stack import DRAIN_LIMIT, Api, Stack
 
 pytestmark = pytest.mark.services
 
@@ -76,6 +73,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         text=True,
         timeout=600,
         check=False,
+        cwd=REPO_ROOT,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks"},
     )
     output = result.stdout + result.stderr
     cases = re.search(r"(\d+) generated", output)

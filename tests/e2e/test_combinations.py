@@ -8,17 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import wait_until
+
 from .conftest import RenderFn, SharedStackFn
-from .harness import (
-    DRAIN_LIMIT,
-    Stack,
-    order_rows,
-    post_invoices,
-    post_orders,
-    status_counts,
-    task_statuses,
-    wait_until,
-)
+from .db import order_rows, status_counts
+from .http_calls import post_invoices, post_orders, task_statuses
+from .stack import DRAIN_LIMIT, Stack
 
 pytestmark = pytest.mark.services
 
@@ -103,7 +98,7 @@ def test_concurrent_orders_are_all_processed_exactly_once(
     )
     wait_all_success(stack, api.url, task_ids)
 
-    # The task a user adds (harness.INVOICE_TASK) works with this combination too.
+    # The task added with `fastcelery add task` works with this combination too.
     invoices = post_invoices(api.url, 20, concurrency=20)
     assert {p.status for p in invoices} == {202}
     wait_all_success(stack, api.url, [p.task_id for p in invoices])

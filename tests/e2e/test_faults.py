@@ -1,6 +1,6 @@
 """Faults, against the real processes (API, worker, beat) of rendered projects, on both durable
 tasks: the order example (`POST /orders`) and a task added as a user would
-(`POST /invoices`, see harness.INVOICE_TASK).
+(`POST /invoices`: a task added with `fastcelery add task`, see projects.add_invoice_task).
 
 Redis faults use a throwaway redis-server of the test's own; RabbitMQ faults use the shared
 server in a vhost of the test's own (through a proxy where the connection is cut). Faults: a
@@ -19,26 +19,13 @@ import httpx
 import pytest
 import redis
 
+from tests.support import wait_until
+
 from .conftest import INTERNAL_TOKEN, FaultStackFn, RenderFn, SharedStackFn
-from .harness import (
-    DRAIN_LIMIT,
-    PG_ADMIN_URL,
-    RABBIT_HOST,
-    RABBIT_PORT,
-    STARTUP_LIMIT,
-    Posted,
-    RedisServer,
-    Stack,
-    TcpProxy,
-    WebhookReceiver,
-    order_rows,
-    post_invoices,
-    post_orders,
-    record_counts,
-    task_records,
-    task_statuses,
-    wait_until,
-)
+from .db import order_rows, record_counts, task_records
+from .http_calls import Posted, post_invoices, post_orders, task_statuses
+from .servers import PG_ADMIN_URL, RABBIT_HOST, RABBIT_PORT, RedisServer, TcpProxy, WebhookReceiver
+from .stack import DRAIN_LIMIT, STARTUP_LIMIT, Stack
 
 pytestmark = pytest.mark.services
 
@@ -520,7 +507,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
         with httpx.Client(base_url=api.url, timeout=10) as client:
             poison = client.post("/invoices", json={"invoice_id": "poison", "crash": True})
             assert poison.status_code == 202
-            task_id = poison.json()["task_id"]
+            task_id = poison.json()["data"]["task_id"]
             posted_at = time.monotonic()
             wait_until(
                 lambda: task_records(stack.database_url)[task_id]["status"],

@@ -7,7 +7,9 @@ import httpx
 import pytest
 
 from .conftest import RenderFn, SharedStackFn
-from .harness import STARTUP_LIMIT, order_rows, wait_task_status
+from .db import order_rows
+from .http_calls import wait_task_status
+from .stack import STARTUP_LIMIT
 
 pytestmark = pytest.mark.services
 
@@ -58,10 +60,12 @@ def test_default_project_processes_an_order_with_real_api_and_worker(
         assert detail.json()["result"]["status"] == "processed"
         assert detail.json()["record_status"] == "succeeded"
 
-        # The task a user adds (harness.INVOICE_TASK) is served and tracked the same way.
+        # A task added with `fastcelery add task` (projects.add_invoice_task) is served and
+        # tracked the same way, and links to its status.
         invoice = client.post("/invoices", json={"invoice_id": "inv-1"})
         assert invoice.status_code == 202, invoice.text
-        invoice_task = invoice.json()["task_id"]
+        invoice_task = invoice.json()["data"]["task_id"]
+        assert invoice.json()["data"]["status_url"] == f"/tasks/{invoice_task}"
         assert (
             wait_task_status(
                 client,

@@ -21,8 +21,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.support import wait_until
+
 from .conftest import RenderFn, SharedStackFn
-from .harness import DRAIN_LIMIT, status_counts, wait_until
+from .db import status_counts
+from .stack import DRAIN_LIMIT
 
 pytestmark = pytest.mark.services
 

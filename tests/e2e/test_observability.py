@@ -24,18 +24,12 @@ import psycopg
 import pytest
 import yaml
 
-from tests.support import free_port, require_debian_tool
+from tests.support import free_port, require_debian_tool, wait_until
 
 from .conftest import RenderFn, SharedStackFn
-from .harness import (
-    DRAIN_LIMIT,
-    STARTUP_LIMIT,
-    Stack,
-    order_rows,
-    post_orders,
-    psycopg_url,
-    wait_until,
-)
+from .db import order_rows, psycopg_url
+from .http_calls import post_orders
+from .stack import DRAIN_LIMIT, STARTUP_LIMIT, Stack
 
 pytestmark = pytest.mark.services
 

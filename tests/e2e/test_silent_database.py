@@ -15,16 +15,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from tests.support import Proc, wait_until
+
 from .conftest import RenderFn, SharedStackFn
-from .harness import (
-    DRAIN_LIMIT,
-    PG_ADMIN_URL,
-    Proc,
-    Stack,
-    TcpProxy,
-    order_rows,
-    wait_until,
-)
+from .db import order_rows
+from .servers import PG_ADMIN_URL, TcpProxy
+from .stack import DRAIN_LIMIT, Stack
 
 pytestmark = pytest.mark.services
 

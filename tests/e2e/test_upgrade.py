@@ -12,19 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REPO_ROOT, run, uv_bin
+from tests.support import REPO_ROOT, run, uv_bin, wait_until
 
 from .conftest import BASE_ENV, require_postgres
-from .harness import (
-    DRAIN_LIMIT,
-    Project,
-    RedisServer,
-    Stack,
-    order_rows,
-    postgres_database,
-    task_records,
-    wait_until,
-)
+from .db import order_rows, task_records
+from .projects import Project
+from .servers import RedisServer, postgres_database
+from .stack import DRAIN_LIMIT, Stack
 
 pytestmark = pytest.mark.services
 

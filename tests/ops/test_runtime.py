@@ -24,8 +24,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.harness import Proc, postgres_database, rabbit_vhost, redis_db_lease
-from tests.support import free_port, require_service, run, uv_bin
+from tests.e2e.servers import postgres_database, rabbit_vhost, redis_db_lease
+from tests.support import Proc, free_port, require_service, run, uv_bin
 
 from .conftest import RenderFn
 from .helpers import compose_config

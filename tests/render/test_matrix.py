@@ -1,14 +1,16 @@
-"""Every option combination renders into a project that lints, type-checks and passes its tests."""
+"""Every option combination renders into a project that lints, type-checks and passes its tests,
+with two tasks added by `fastcelery add task` (one with a route, one without) in each."""
 
 import itertools
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import run, uv_bin
+from tests.support import REPO_ROOT, run, uv_bin
 
 from .matrix import (
     CORE_QUESTIONS,
@@ -26,6 +28,17 @@ LEFTOVER_JINJA = re.compile(
 # Files whose {{ }} belong to another tool: Grafana's legend templates ({{task}}).
 FOREIGN_TEMPLATES = ("monitoring/grafana/dashboards/",)
 COMBINATIONS = combinations()
+#: The tasks each matrix project gets, as a user adds them (the render is not a git repository).
+ADDED_TASKS = (
+    ["send_invoice"],
+    ["nightly_report", "--no-route", "--queue", "priority"],
+)
+
+
+def add_tasks(project: Path) -> None:
+    fastcelery = [str(Path(sys.executable).parent / "fastcelery")]
+    for args in ADDED_TASKS:
+        run([*fastcelery, "add", "task", *args, "--no-git", str(project)], cwd=REPO_ROOT)
 
 
 def rendered_files(project: Path) -> list[Path]:
@@ -71,6 +84,7 @@ def test_rendered_project_lints_typechecks_and_passes_its_tests(
     result = copie.copy(extra_answers={"project_name": "matrix-svc", **answers})
     assert result.exit_code == 0, result.exception
     project: Path = result.project_dir
+    add_tasks(project)
 
     for path in rendered_files(project):
         if path.relative_to(project).as_posix().startswith(FOREIGN_TEMPLATES):
@@ -89,6 +103,8 @@ def test_rendered_project_lints_typechecks_and_passes_its_tests(
     run([uv, "run", "ruff", "check", "."], cwd=project)
     run([uv, "run", "ruff", "format", "--check", "."], cwd=project)
     run([uv, "run", "mypy"], cwd=project)
-    tests = run([uv, "run", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+    tests = run([uv, "run", "pytest", "-q", "-p", "no:cacheprovider", "-rA"], cwd=project)
     assert re.search(r"\d+ passed", tests.stdout), tests.stdout[-2000:]
+    for name in ("send_invoice", "nightly_report"):  # the added tasks' own tests ran
+        assert f"PASSED tests/test_{name}.py::" in tests.stdout, tests.stdout[-2000:]
     assert "failed" not in tests.stdout.splitlines()[-1]
