@@ -141,7 +141,13 @@ def relay_once(
             finished_at=now,
             updated_at=now,
         )
-        _set(session, [row.id for row in claimed], updated_at=now)
+        # Counted now, while the rows are locked: a fast worker may finish one before step 3.
+        _set(
+            session,
+            [row.id for row in claimed],
+            updated_at=now,
+            republishes=TaskRecord.republishes + 1,
+        )
         session.commit()
 
         published: list[uuid.UUID] = []
@@ -154,15 +160,16 @@ def relay_once(
             published.append(row.id)
         not_published = [row.id for row in claimed[len(published) :]]
 
+        _set(session, published, status=TaskRecordStatus.QUEUED, updated_at=utcnow())
+        # Back to pending (not published after all), and stale at once: the next round
+        # tries them first.
         _set(
             session,
-            published,
-            status=TaskRecordStatus.QUEUED,
-            republishes=TaskRecord.republishes + 1,
-            updated_at=utcnow(),
+            not_published,
+            status=TaskRecordStatus.PENDING,
+            updated_at=stale_before,
+            republishes=TaskRecord.republishes - 1,
         )
-        # Back to pending, and stale at once: the next round tries them first.
-        _set(session, not_published, status=TaskRecordStatus.PENDING, updated_at=stale_before)
         purged = purge_succeeded(session, now - timedelta(seconds=settings.retention_seconds))
         pending = session.execute(
             select(func.count()).where(TaskRecord.status == TaskRecordStatus.PENDING)
