@@ -240,7 +240,9 @@ def test_broker_down_loses_no_task_with_only_the_api_and_a_worker(
     print(f"every task succeeded {time.monotonic() - back:.1f}s after the broker was back")
     orders = [p for p in before + during if "order_id" in p.data]
     invoices = [p for p in before + during if "invoice_id" in p.data]
-    assert_done_once(stack, orders, invoices)
+    # A task running when the broker went is cancelled (its transaction with it) and runs
+    # again once the broker is back: at most one per pool process.
+    assert_done_once(stack, orders, invoices, allowed_reruns=2)
     assert "relay published tasks again" in stack.diagnostics_full()
     xfail_if_worker_crashed_on_reconnect(stack)
 
