@@ -105,18 +105,17 @@ def _root(
     """Generate FastAPI + Celery services from fastcelery's Copier template."""
 
 
+def _data_option(help_text: str) -> inspect.Parameter:
+    return option(
+        "data", list[str] | None, None, "--data", "-d", metavar="KEY=VALUE", help=help_text
+    )
+
+
 def _common_parameters() -> list[inspect.Parameter]:
     """The options that ``new`` and ``update`` share."""
     return [
-        option(
-            "data",
-            list[str] | None,
-            None,
-            "--data",
-            "-d",
-            metavar="KEY=VALUE",
-            help="Answer any copier.yml question (repeatable); value parsed by the "
-            "question's type.",
+        _data_option(
+            "Answer any copier.yml question (repeatable); value parsed by the question's type."
         ),
         option(
             "defaults",
@@ -332,15 +331,7 @@ def _add_task_parameters(config: TemplateConfig | None) -> list[inspect.Paramete
             "name", str, typer.Argument(..., metavar="NAME", help=name_help, show_default=False)
         ),
         _path_argument("The generated project [default: .]."),
-        option(
-            "data",
-            list[str] | None,
-            None,
-            "--data",
-            "-d",
-            metavar="KEY=VALUE",
-            help="Answer any question of the task sub-template (repeatable).",
-        ),
+        _data_option("Answer any question of the task sub-template (repeatable)."),
         option(
             "git",
             bool,

@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, String, Text, Uuid
+from sqlalchemy import String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .core.orm import Base, UTCDateTime, utcnow
+from .core.orm import Base, UTCDateTime, status_enum, utcnow
 
 __all__ = ["Base", "Order", "OrderStatus"]
 
@@ -31,13 +31,7 @@ class Order(Base):
     product_id: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int]
     status: Mapped[OrderStatus] = mapped_column(
-        Enum(
-            OrderStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
-        default=OrderStatus.PENDING,
+        status_enum(OrderStatus), default=OrderStatus.PENDING
     )
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,10 +5,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Enum, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..core.orm import Base, UTCDateTime, utcnow
+from ..core.orm import Base, UTCDateTime, status_enum, utcnow
 
 
 class TaskRecordStatus(StrEnum):
@@ -41,13 +41,7 @@ class TaskRecord(Base):
     # None: the queue `task_routes` gives the task name.
     queue: Mapped[str | None] = mapped_column(String(100), default=None)
     status: Mapped[TaskRecordStatus] = mapped_column(
-        Enum(
-            TaskRecordStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda statuses: [status.value for status in statuses],
-        ),
-        default=TaskRecordStatus.PENDING,
+        status_enum(TaskRecordStatus), default=TaskRecordStatus.PENDING
     )
     # Runs that ended (succeeded, failed, or scheduled a retry).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
