@@ -274,11 +274,18 @@ def test_one_trace_runs_from_the_post_through_the_publish_to_the_task_and_its_sq
     def spans() -> list[dict[str, Any]]:
         return [json.loads(line) for line in receiver.log().splitlines() if line.startswith("{")]
 
-    def the_run(found: list[dict[str, Any]]) -> bool:
-        return any(span["name"] == f"run/{TASK}" for span in found)
+    # Each process exports on its own schedule: wait for the API's spans and the worker's.
+    needed = {"POST /orders", f"apply_async/{TASK}", f"run/{TASK}"}
+
+    def all_exported(found: list[dict[str, Any]]) -> bool:
+        return needed <= {span["name"] for span in found}
 
     found = wait_until(
-        spans, the_run, limit=STARTUP_LIMIT, what="the task's spans", diagnostics=stack.diagnostics
+        spans,
+        all_exported,
+        limit=STARTUP_LIMIT,
+        what="the request's, the publish's and the task's spans",
+        diagnostics=stack.diagnostics,
     )
     post = next(
         s for s in found if s["name"] == "POST /orders" and s["kind"] == SPAN_KIND["server"]
