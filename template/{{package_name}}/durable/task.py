@@ -134,7 +134,9 @@ def run_durably(task: DurableTask[Any, Any], args: tuple[Any, ...], kwargs: dict
                 logger.info("task already %s; nothing to do", final.status.value)
                 return final.result
             result = task.run(session, *args, **kwargs)
-            session.execute(
+            # Core statements on the session's connection (its transaction), not through the
+            # ORM: this runs once per task, and the ORM's bookkeeping cost more than the query.
+            session.connection().execute(
                 update(TaskRecord)
                 .where(TaskRecord.id == task_id)
                 .values(
@@ -146,7 +148,6 @@ def run_durably(task: DurableTask[Any, Any], args: tuple[Any, ...], kwargs: dict
                     finished_at=utcnow(),
                     updated_at=utcnow(),
                 )
-                .execution_options(synchronize_session=False)
             )
             session.commit()
         return result
@@ -169,28 +170,36 @@ def _claim(
     kwargs: dict[str, Any],
 ) -> TaskRecord | None:
     """Locks the task's record; returns it if final (a duplicate delivery), else None."""
-    query = select(TaskRecord).where(TaskRecord.id == task_id).with_for_update()
-    record = session.execute(query).scalar_one_or_none()
-    if record is None:
-        # Sent with delay() rather than enqueue(): record it now, so that from here on it has
-        # status, deduplication and a failure record like any other durable task.
-        session.add(
-            TaskRecord(
-                id=task_id,
-                name=task.name,
-                args=to_jsonable_python(list(args)),
-                kwargs=to_jsonable_python(kwargs),
-                queue=task.queue_name,
-                status=TaskRecordStatus.QUEUED,
-            )
+    # The status alone, with Core: the common case needs nothing else from the row.
+    status = (
+        session.connection()
+        .execute(select(TaskRecord.status).where(TaskRecord.id == task_id).with_for_update())
+        .scalar_one_or_none()
+    )
+    if status in FINAL_STATUSES:
+        return session.get(TaskRecord, task_id)
+    if status is not None:
+        return None
+    # Sent with delay() rather than enqueue(): record it now, so that from here on it has
+    # status, deduplication and a failure record like any other durable task.
+    session.add(
+        TaskRecord(
+            id=task_id,
+            name=task.name,
+            args=to_jsonable_python(list(args)),
+            kwargs=to_jsonable_python(kwargs),
+            queue=task.queue_name,
+            status=TaskRecordStatus.QUEUED,
         )
-        try:
-            session.flush()
-        except IntegrityError:  # a duplicate of the same message recorded it first
-            session.rollback()
-            record = session.execute(query).scalar_one()
-    if record is not None and record.status in FINAL_STATUSES:
-        return record
+    )
+    try:
+        session.flush()
+    except IntegrityError:  # a duplicate of the same message recorded it first
+        session.rollback()
+        query = select(TaskRecord).where(TaskRecord.id == task_id).with_for_update()
+        record = session.execute(query).scalar_one()
+        if record.status in FINAL_STATUSES:
+            return record
     return None
 
 
