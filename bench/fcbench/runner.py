@@ -165,6 +165,7 @@ def services(
 
 
 TUNING_VARIANTS = (
+    systems.Variant("metrics off (METRICS__ENABLED=false)", env=(("METRICS__ENABLED", "false"),)),
     systems.Variant("uvicorn --loop asyncio --http h11", uvicorn_args=()),
     systems.Variant(
         "task events on (CELERY__TASK_EVENTS=true, as with Flower)",

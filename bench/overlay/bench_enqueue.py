@@ -4,7 +4,8 @@
 service's environment variables set):
 
 1. inserts COUNT orders with the service's own `Order` model (ORM bulk insert), marked
-   `queued` where the model has that status;
+   `queued` where the model has that status, and, in a service with durable tasks, their
+   task records, `queued` as after the API's publish;
 2. publishes `process_order` for the first one with the service's own Celery app, reads
    that message back from the Redis broker, and pushes one copy per order with the
    order's id, its task id and a fresh delivery tag (Redis pipelines of 1,000).
@@ -17,6 +18,7 @@ Redis brokers only.
 import base64
 import copy
 import importlib
+import importlib.util
 import json
 import sys
 import uuid
@@ -69,6 +71,30 @@ def _message_for(template: dict[str, Any], args: Any, task_id: str) -> str:
     return json.dumps(msg)
 
 
+def _insert_task_records(rows: list[dict[str, Any]], args_of: Any, database: Any) -> None:
+    """The durable task records the API would have committed with the orders, `queued` (as
+    after the dispatcher's publish), so the worker claims them as it would in service."""
+    sqlalchemy = _module("sqlalchemy")
+    orm = _module("sqlalchemy.orm")
+    durable = _module("app.durable.models")
+    engine_obj = database.sync_engine
+    engine = engine_obj() if callable(engine_obj) else engine_obj
+    records = [
+        {
+            "id": row["task_id"],
+            "name": "orders.process_order",
+            "args": args_of(row),
+            "kwargs": {},
+            "status": durable.TaskRecordStatus.QUEUED,
+        }
+        for row in rows
+    ]
+    for start in range(0, len(records), BATCH):
+        with orm.Session(engine) as session:
+            session.execute(sqlalchemy.insert(durable.TaskRecord), records[start : start + BATCH])
+            session.commit()
+
+
 def enqueue(count: int) -> None:
     models = _module("app.models")
     database = _module("app.core.database")
@@ -83,6 +109,9 @@ def enqueue(count: int) -> None:
 
     def task_id_of(row: dict[str, Any]) -> str:
         return str(row.get("task_id") or uuid.uuid4())
+
+    if importlib.util.find_spec("app.durable") is not None:
+        _insert_task_records(rows, args_of, database)
 
     app = bench_overlay.app
     app.conf.task_send_sent_event = False  # monitors only; none here
