@@ -178,6 +178,20 @@ TUNING_VARIANTS = (
         "pool processes never recycled (max tasks per child 1,000,000 instead of 1,000)",
         env=(("CELERY__WORKER_MAX_TASKS_PER_CHILD", "1000000"),),
     ),
+    systems.Variant(
+        "durable results written to the result backend too (TASKS__STORE_BACKEND_RESULTS=true)",
+        env=(("TASKS__STORE_BACKEND_RESULTS", "true"),),
+    ),
+    systems.Variant(
+        "pool_pre_ping off (DATABASE__POOL_PRE_PING=false)",
+        env=(("DATABASE__POOL_PRE_PING", "false"),),
+    ),
+    systems.Variant("no per-task log lines (LOG_LEVEL=WARNING)", env=(("LOG_LEVEL", "WARNING"),)),
+    systems.Variant(
+        "no time limits (task_time_limit, task_soft_time_limit unset)",
+        celery_conf='{"task_time_limit": null, "task_soft_time_limit": null}',
+    ),
+    systems.Variant("thread pool (-P threads -c 2)", celery_conf='{"worker_pool": "threads"}'),
 )
 
 
