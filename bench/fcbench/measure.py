@@ -204,6 +204,60 @@ def end_to_end(system: System, logdir: Path, total: int, variant: Variant = DEFA
     }
 
 
+# -- flame graphs ----------------------------------------------------------------------
+FLAME_SECONDS = 20
+
+
+def flame_graphs(system: System, logdir: Path, outdir: Path) -> Result:
+    """py-spy flame graphs (SVG, samples while holding the GIL: where the CPU goes) of the
+    API and of the worker with its pool processes, under 32 clients posting orders."""
+    spy = str(REPO / ".venv" / "bin" / "py-spy")
+    outdir.mkdir(parents=True, exist_ok=True)
+    with procs.redis_server(logdir) as (rport, _):
+        system.reset_db(rport)
+        port = procs.free_port()
+        with stack(system, rport, logdir, api_port=port) as (api, wk):
+            assert api is not None
+            assert wk is not None
+            run_wrk(port, 2)  # warm-up
+            load = Wrk.start(port, duration=FLAME_SECONDS + 5)
+            targets = {
+                "flame-api.svg": (api.pid, []),
+                "flame-worker.svg": (wk.pid, ["--subprocesses"]),
+            }
+            spies = [
+                subprocess.Popen(
+                    [
+                        spy,
+                        "record",
+                        "--gil",
+                        "-d",
+                        str(FLAME_SECONDS),
+                        "-r",
+                        "250",
+                        "-f",
+                        "flamegraph",
+                        "-o",
+                        str(outdir / name),
+                        *extra,
+                        "-p",
+                        str(pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for name, (pid, extra) in targets.items()
+            ]
+            codes = [p.wait() for p in spies]
+            res = load.finish()
+    return {
+        "files": sorted(targets),
+        "exit_codes": codes,
+        "rps": res["rps"],
+        "seconds": FLAME_SECONDS,
+    }
+
+
 # -- broker outage: does publishing freeze the event loop? ---------------------------
 def _timed_request(
     port: int, method: str, path: str, body: bytes | None, timeout: float
@@ -470,11 +524,14 @@ def growth(
 def interleaved(
     commands: dict[str, list[str]],
     runs: int,
+    *,
     warmup: int = 2,
     prepare: Callable[[str], None] | None = None,
     cwd: Path | None = None,
+    envs: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Result]:
-    """Wall time of each command, runs interleaved (A B A B ...) so noise hits both alike."""
+    """Wall time of each command, runs interleaved (A B A B ...) so noise hits both alike;
+    `envs` gives a command an environment of its own."""
     times: dict[str, list[float]] = {k: [] for k in commands}
     codes: dict[str, int] = {}
     for i in range(warmup + runs):
@@ -483,7 +540,12 @@ def interleaved(
                 prepare(key)
             t0 = time.perf_counter()
             res = subprocess.run(
-                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, check=False
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=cwd,
+                env=(envs or {}).get(key),
+                check=False,
             )
             dt = time.perf_counter() - t0
             codes[key] = res.returncode
@@ -561,22 +623,18 @@ def cli(workdir: Path, runs: int) -> Result:
         copy += ["--vcs-ref", ref]
     copy += [src, str(dirs["copier copy"] / "x")]
     # The recorded source is a URL: Copier reads it, as fastcelery does, from the template
-    # history the package ships (git's insteadOf, for the copier processes only).
+    # history the package ships (git's insteadOf, for the copier processes only: fastcelery
+    # would take it for a redirect of the user's own and render from it).
     with open_history(REPO) as history:
         settings = redirect_settings({src: history.location})
-        saved = dict(os.environ)
-        os.environ.update(git_config_env(settings))
-        try:
-            renders = interleaved(
-                {"fastcelery new": new, "copier copy": copy},
-                max(3, runs // 2),
-                warmup=1,
-                prepare=fresh,
-                cwd=workdir,
-            )
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        renders = interleaved(
+            {"fastcelery new": new, "copier copy": copy},
+            max(3, runs // 2),
+            warmup=1,
+            prepare=fresh,
+            cwd=workdir,
+            envs={"copier copy": {**os.environ, **git_config_env(settings)}},
+        )
     shutil.rmtree(out, ignore_errors=True)
     return {"help": helps, "render": renders, "template_src": src, "template_ref": ref}
 

@@ -18,7 +18,7 @@ from fcbench import measure, report, systems
 from fcbench.systems import REPO
 
 RESULTS = REPO / "bench" / "results"
-PHASES = ("cli", "enqueue", "e2e", "noop", "outage", "tunings", "growth", "tests")
+PHASES = ("cli", "enqueue", "e2e", "noop", "outage", "tunings", "growth", "flame", "tests")
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         log("CLI start-up and render (interleaved runs)")
         results["cli"] = measure.cli(work, sizes.cli_runs)
 
-    if {"enqueue", "e2e", "noop", "outage", "growth", "tunings"} & set(todo):
+    if {"enqueue", "e2e", "noop", "outage", "growth", "tunings", "flame"} & set(todo):
         services(todo, sizes, work, logdir, results)
     if "tests" in todo:
         log("the repository's test suite (pytest -n auto)")
@@ -157,6 +157,9 @@ def services(
             results["outage"].append(measure.outage(s, logdir))
     if "tunings" in todo:
         results["tunings"] = tunings(gen, logdir, sizes, results)
+    if "flame" in todo:
+        log("flame graphs of the API and the worker under load (py-spy)", results)
+        results["flame"] = measure.flame_graphs(gen, logdir, REPO / "docs" / "img")
     if "growth" in todo:
         log(f"growth: backlogs {sizes.backlogs}, concurrency {sizes.concurrencies}", results)
         results["growth"] = measure.growth(
