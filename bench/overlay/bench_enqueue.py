@@ -71,7 +71,9 @@ def _message_for(template: dict[str, Any], args: Any, task_id: str) -> str:
     return json.dumps(msg)
 
 
-def _insert_task_records(rows: list[dict[str, Any]], args_of: Any, database: Any) -> None:
+def _insert_task_records(
+    rows: list[dict[str, Any]], task_name: str, args_of: Any, database: Any
+) -> None:
     """The durable task records the API would have committed with the orders, `queued` (as
     after the dispatcher's publish), so the worker claims them as it would in service."""
     sqlalchemy = _module("sqlalchemy")
@@ -82,7 +84,7 @@ def _insert_task_records(rows: list[dict[str, Any]], args_of: Any, database: Any
     records = [
         {
             "id": row["task_id"],
-            "name": "orders.process_order",
+            "name": task_name,
             "args": args_of(row),
             "kwargs": {},
             "status": durable.TaskRecordStatus.QUEUED,
@@ -111,7 +113,7 @@ def enqueue(count: int) -> None:
         return str(row.get("task_id") or uuid.uuid4())
 
     if importlib.util.find_spec("app.durable") is not None:
-        _insert_task_records(rows, args_of, database)
+        _insert_task_records(rows, tasks.process_order.name, args_of, database)
 
     app = bench_overlay.app
     app.conf.task_send_sent_event = False  # monitors only; none here
