@@ -136,10 +136,20 @@ def _source_parameter(help_text: str) -> inspect.Parameter:
     return option("source", str | None, None, "--source", metavar="URL", help=help_text)
 
 
+def _question_help(config: TemplateConfig | None, question: str, fallback: str, suffix: str) -> str:
+    """A question's help from its copier file (the single source), or `fallback` without it."""
+    if config is not None and question in config.names:
+        return f"{config.question(question).help}{suffix}"
+    return fallback
+
+
 def _new_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
-    name_help = "Project name; the project is created in OUTPUT/NAME (asked when omitted)."
-    if config is not None and NAME_QUESTION in config.names:
-        name_help = f"{config.question(NAME_QUESTION).help}. Created in OUTPUT/NAME."
+    name_help = _question_help(
+        config,
+        NAME_QUESTION,
+        "Project name; the project is created in OUTPUT/NAME (asked when omitted).",
+        ". Created in OUTPUT/NAME.",
+    )
     return [
         keyword(
             "name",
@@ -323,9 +333,9 @@ def _update(kwargs: dict[str, Any]) -> None:
 
 
 def _add_task_parameters(config: TemplateConfig | None) -> list[inspect.Parameter]:
-    name_help = "Name of the task (a lowercase Python identifier)."
-    if config is not None and TASK_NAME_QUESTION in config.names:
-        name_help = f"{config.question(TASK_NAME_QUESTION).help}."
+    name_help = _question_help(
+        config, TASK_NAME_QUESTION, "Name of the task (a lowercase Python identifier).", "."
+    )
     return [
         keyword(
             "name", str, typer.Argument(..., metavar="NAME", help=name_help, show_default=False)

@@ -29,17 +29,22 @@ def test_first_command_renders_its_own_repository_outside_the_clone(tmp_path: Pa
     ).stdout.strip()
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"), UV_CACHE_DIR=cache)
-    proc = subprocess.run(
-        ["bash", "-c", command],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def run_in_clone(script: str) -> None:
+        """Runs a README block where the README runs it: in the clone, with bash."""
+        proc = subprocess.run(
+            ["bash", "-ec", script],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    run_in_clone(command)
     project = tmp_path / "src" / "myservice"
     assert git_out(project, "rev-parse", "--show-toplevel") == str(project)
     assert git_out(project, "rev-list", "--count", "HEAD") == "1"
@@ -47,17 +52,7 @@ def test_first_command_renders_its_own_repository_outside_the_clone(tmp_path: Pa
     # The next block grows it by two tasks, each its own commit.
     grow = re.findall(r"```bash\n(.+?)\n```", README, re.S)[1]
     assert "fastcelery add task" in grow
-    proc = subprocess.run(
-        ["bash", "-ec", grow],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_in_clone(grow)
     assert git_out(project, "rev-list", "--count", "HEAD") == "3"
     assert git_out(project, "status", "--porcelain") == ""
     assert (project / "app" / "tasks" / "send_invoice.py").is_file()
