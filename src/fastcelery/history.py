@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastcelery.errors import FastceleryError
+from fastcelery.errors import FastceleryError, UsageError
 from fastcelery.gitutil import git
 from fastcelery.paths import PACKAGE_DIR, SUBTEMPLATES_DIR
 from fastcelery.questions import COPIER_YML, load_config
@@ -188,6 +188,14 @@ class History:
         """The commit of ``ref`` (tag, commit, ``git describe`` output), if the history has it."""
         found = git(self.repo, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}", check=False)
         return found.stdout.strip() if found.returncode == 0 else None
+
+    def require(self, ref: str) -> None:
+        """Refuses (exit 2) a ``--vcs-ref`` this history does not hold."""
+        if self.resolve(ref) is None:
+            raise UsageError(
+                f"--vcs-ref {ref!r} is not a template version of this fastcelery; "
+                f"choose one of {', '.join(self.tags()) or '(no release yet)'}"
+            )
 
     def tags(self) -> list[str]:
         return [release.tag for release in self.releases]

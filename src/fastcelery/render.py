@@ -172,11 +172,7 @@ def template_source(
             warnings.append(warning)
             yield TemplateSource(src_path=url, vcs_ref=ref)  # git reads the user's mirror
             return
-        if history.resolve(ref) is None:
-            raise UsageError(
-                f"--vcs-ref {ref!r} is not a template version of this fastcelery; "
-                f"choose one of {', '.join(history.tags()) or '(no release yet)'}"
-            )
+        history.require(ref)
         if request.vcs_ref is None and (warning := history.unreleased_warning()):
             warnings.append(warning)
         yield TemplateSource(src_path=url, vcs_ref=ref, redirects={url: history.location})

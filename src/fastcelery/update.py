@@ -319,11 +319,7 @@ def _resolve(
         )
         return {}, request.vcs_ref
     target = request.vcs_ref or history.current_ref
-    if history.resolve(target) is None:
-        raise UsageError(
-            f"--vcs-ref {target!r} is not a template version of this fastcelery; choose one of "
-            f"{', '.join(history.tags()) or '(no release yet)'}"
-        )
+    history.require(target)
     if request.vcs_ref is None and (warning := history.unreleased_warning()):
         warnings.append(warning)
     return {plan.src_path: history.location}, target
