@@ -56,10 +56,13 @@ def test_add_task_writes_new_files_only_commits_them_and_says_what_next(project:
     assert set(git_out(project, "ls-files").splitlines()) == tracked | new
     assert git_out(project, "diff", "--stat", "HEAD~1", "--", *tracked) == ""  # none edited
     assert git_out(project, "status", "--porcelain") == ""
-    assert git_out(project, "log", "-1", "--format=%s").startswith(
-        "fastcelery add task send_invoice (template v0.1.0-"
-    )
     recorded = answers(project / ".copier-answers.task-send_invoice.yml")
+    with open_history(template_root()) as history:
+        released = history.released is not None
+    # What a render records: the release's tag, or the unreleased template's commit.
+    assert git_out(project, "log", "-1", "--format=%s").startswith(
+        "fastcelery add task send_invoice (template v"
+    )
     assert recorded["_src_path"] == subtemplate_url("task")
     assert recorded["package_name"] == "app"
     assert (recorded["route"], recorded["queue"], recorded["pydantic"]) == (True, "default", False)
@@ -75,16 +78,17 @@ def test_add_task_writes_new_files_only_commits_them_and_says_what_next(project:
     assert 'send_invoice.enqueue(session, SendInvoiceArgs(...).model_dump(mode="json"))' in out
     assert "POST /send-invoice" in out
     assert "uv run pytest tests/test_send_invoice.py" in out
-    assert "fastcelery: warning: this fastcelery's template is not a released version" in (
-        result.stderr
-    )
+    unreleased = "fastcelery: warning: this fastcelery's template is not a released version"
+    assert (unreleased in result.stderr) is not released
 
     info = run_cli(["info", str(project)])
     assert info.exit_code == 0, info.stderr
-    assert f".copier-answers.task-send_invoice.yml: {subtemplate_url('task')} at v0.1.0-" in (
-        info.stdout
-    )
-    assert "version: this fastcelery's unreleased template" in info.stdout
+    assert (
+        f".copier-answers.task-send_invoice.yml: {subtemplate_url('task')} at "
+        f"{recorded['_commit']}\n"
+    ) in info.stdout
+    status = "a release" if released else "this fastcelery's unreleased template"
+    assert f"version: {status}" in info.stdout
 
 
 def test_add_task_without_route_to_another_queue_and_without_git(project: Path) -> None:

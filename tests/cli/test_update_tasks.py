@@ -23,6 +23,7 @@ from .updatekit import (
     mirror_config,
     publish_subtemplate_mirror,
     snapshot,
+    write,
 )
 
 TASK_TEMPLATE = "subtemplates/task/template/{{package_name}}/tasks/{{task_name}}.py.jinja"
@@ -47,7 +48,10 @@ def recorded(file: Path) -> dict[str, Any]:
 def versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Installed fastcelery 1.0.0 (this template) and 2.0.0 (its task sub-template changed)."""
     root = tmp_path_factory.mktemp("versions")
-    v1 = install_version(root / "v1", "1.0.0", lambda template: None)
+    # A change of its own, so that 1.0.0 is a release even where this template is one already.
+    v1 = install_version(
+        root / "v1", "1.0.0", lambda template: write(template, {"VERSION.txt": "1\n"})
+    )
 
     def task_v2(template: Path) -> None:
         module = template.parent / TASK_TEMPLATE
