@@ -136,8 +136,10 @@ def services(
         for s in (base, gen)
     }
     pair = [base, gen]
+    # Only the phases run now: a --merge run keeps the others' results.
     for name in ("enqueue", "e2e", "noop"):
-        results[name] = []
+        if name in todo:
+            results[name] = []
     for r in range(sizes.rounds):
         order = pair if r % 2 == 0 else pair[::-1]
         for s in order:
