@@ -9,12 +9,12 @@ from ...durable import TaskRecord
 from ...durable.idempotency import REPLAYED_HEADER, IdempotencyDep
 from ...models import OrderStatus
 from ...schemas import (
+    ENQUEUE_ERRORS,
     ApiResponse,
     ErrorResponse,
     OrderAccepted,
     OrderCreate,
     OrderRead,
-    ServiceUnavailable,
 )
 from ...services import orders as order_service
 from ...tasks.orders import enqueue_processing
@@ -33,16 +33,7 @@ def accepted(order_id: uuid.UUID, record: TaskRecord) -> ApiResponse[OrderAccept
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ApiResponse[OrderAccepted],
-    responses={
-        400: {"model": ErrorResponse, "description": "Malformed Idempotency-Key"},
-        413: {"model": ErrorResponse, "description": "Request body too large"},
-        422: {"description": "Invalid body, or an Idempotency-Key used for another request"},
-        503: {
-            "model": ServiceUnavailable,
-            "description": "Database unavailable, or too many tasks wait for the broker: "
-            "nothing was saved; retry after Retry-After seconds",
-        },
-    },
+    responses=ENQUEUE_ERRORS,
 )
 async def create_order(
     payload: OrderCreate, session: SessionDep, idempotency: IdempotencyDep
