@@ -23,7 +23,10 @@ from .stack import DRAIN_LIMIT, Stack
 pytestmark = pytest.mark.services
 
 PREVIOUS = "v0.1.0"
-USER_EDIT = ("    pool_size: int = 10\n", "    pool_size: int = 15  # tuned by the team\n")
+USER_EDIT = (
+    "    worker_concurrency: int = 2\n",
+    "    worker_concurrency: int = 4  # sized by the team\n",
+)
 
 
 def fastcelery(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +57,7 @@ def test_update_from_the_previous_release_keeps_every_accepted_order(tmp_path: P
     path = tmp_path / "legacy-svc"
     config = path / "app" / "config.py"
     config.write_text(config.read_text().replace(*USER_EDIT))  # the team's own change
-    sync_and_commit(path, "Tune the pool")
+    sync_and_commit(path, "Size the workers")
     project = Project(path=path, answers={"project_name": "legacy-svc", "beat": True})
 
     broker = RedisServer(tmp_path / "redis", persistent=True)
