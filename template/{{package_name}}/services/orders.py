@@ -50,22 +50,27 @@ def apply_order(order: Order) -> None:
     """The business work of processing one order. Replace with yours.
 
     It runs inside the transaction that marks the order processed and its task succeeded,
-    so it runs to completion at most once per order; side effects outside this database
-    (emails, payments) must be idempotent on `order.id`, because a worker killed after
-    such a call but before the commit runs it again.
+    so it runs to completion at most once per order (an error here rolls the marks back);
+    side effects outside this database (emails, payments) must be idempotent on `order.id`,
+    because a worker killed after such a call but before the commit runs it again.
     """
     logger.info("processing order", extra={"order_id": str(order.id), "quantity": order.quantity})
 
 
 def process_order(session: Session, order_id: uuid.UUID) -> Order:
     """Processes the order; the caller (the durable task) commits."""
-    order = session.get(Order, order_id, with_for_update=True)
+    # Marks and locks the row, and loads it, in one statement; the durable task's record
+    # (locked before this runs) keeps a duplicate delivery from getting here.
+    order = session.scalars(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(status=OrderStatus.PROCESSED, processed_at=utcnow(), error=None)
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
     if order is None:
         raise OrderNotFoundError(f"order {order_id} does not exist")
     apply_order(order)
-    order.status = OrderStatus.PROCESSED
-    order.processed_at = utcnow()
-    order.error = None
     return order
 
 
