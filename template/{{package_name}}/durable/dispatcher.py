@@ -1,13 +1,15 @@
 """Publishing committed task records: one background thread per process.
 
 `enqueue()` adds a record to the caller's transaction; once that transaction commits, its
-tasks are handed to this thread, which publishes them at once and marks them `queued` in
-batches. A request therefore never waits for the broker. When the broker is down the thread
-leaves the records `pending` (they are safe in the database) and the relay publishes them
-when it is back. In the API the same thread runs the relay every `relay_interval_seconds`.
+tasks are handed to this thread, which publishes them at once and, a little later, marks
+those still unfinished `queued`, in batches. A request therefore never waits for the broker.
+When the broker is down the thread leaves the records `pending` (they are safe in the
+database) and the relay publishes them when it is back. In the API the same thread runs the
+relay every `relay_interval_seconds`.
 """
 
 import atexit
+import collections
 import logging
 import math
 import os
@@ -34,6 +36,8 @@ _STOP: Final = object()
 # After a failed publish, fresh tasks go straight to the relay for this long, instead of
 # each waiting for the broker's connect timeout in turn.
 BROKER_RETRY_SECONDS = 1.0
+# At most one `queued` UPDATE per this long: the marks go in batches.
+MARK_BATCH_SECONDS = 0.1
 
 
 class BacklogFullError(RuntimeError):
@@ -51,7 +55,8 @@ class Dispatcher:
         self.unpublished = 0
         self.last_relay_round: float | None = None  # time.monotonic() of the last success
         self._inbox: queue.SimpleQueue[Envelope | object] = queue.SimpleQueue()
-        self._to_mark: list[uuid.UUID] = []
+        # Published tasks, oldest first, with the time.monotonic() of their publish.
+        self._to_mark: collections.deque[tuple[float, uuid.UUID]] = collections.deque()
         self._broker_down_since: float | None = None
         self._next_relay = time.monotonic() if run_relay else math.inf
         self._next_mark = math.inf
@@ -111,10 +116,17 @@ class Dispatcher:
                 item = None
             while item is not None:
                 if item is _STOP:
-                    self._flush_marks()
+                    self._flush_marks(everything=True)
                     return
                 if isinstance(item, Envelope):
-                    self._publish(item)
+                    try:
+                        self._publish(item)
+                    except Exception:  # not the broker's fault: keep publishing the others
+                        logger.exception(
+                            "could not publish a task; the relay will try again",
+                            extra={"task_id": str(item.task_id), "task_name": item.name},
+                        )
+                        self._defer(item)
                 elif isinstance(item, threading.Event):
                     item.set()
                 try:  # everything handed over meanwhile, before the marks and the relay
@@ -143,18 +155,29 @@ class Dispatcher:
             self.unpublished = 0
             self._catch_up = self.run_relay
             self._next_relay = time.monotonic()
-        self._to_mark.append(envelope.task_id)
+        published_at = time.monotonic()
+        self._to_mark.append((published_at, envelope.task_id))
         if self._next_mark == math.inf:
-            self._next_mark = time.monotonic() + self.settings.mark_queued_interval_seconds
+            self._next_mark = published_at + self.settings.mark_queued_interval_seconds
         signals.enqueue_outcome.send(sender=envelope.name, outcome="published")
 
     def _defer(self, envelope: Envelope) -> None:
         self.unpublished += 1
         signals.enqueue_outcome.send(sender=envelope.name, outcome="deferred")
 
-    def _flush_marks(self) -> None:
-        batch, self._to_mark = self._to_mark, []
-        self._next_mark = math.inf
+    def _flush_marks(self, *, everything: bool = False) -> None:
+        """Marks the tasks published `mark_queued_interval_seconds` ago or earlier. Most
+        have finished by then, and the UPDATE skips finished records: no write for them."""
+        delay = self.settings.mark_queued_interval_seconds
+        now = time.monotonic()
+        due = math.inf if everything else now - delay
+        batch = []
+        while self._to_mark and self._to_mark[0][0] <= due:
+            batch.append(self._to_mark.popleft()[1])
+        if self._to_mark:
+            self._next_mark = max(self._to_mark[0][0] + delay, now + MARK_BATCH_SECONDS)
+        else:
+            self._next_mark = math.inf
         if batch:
             mark_queued(batch)
 

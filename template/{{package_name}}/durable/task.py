@@ -115,6 +115,9 @@ def durable_task(
         parameters = list(signature.parameters.values())
         if not parameters:
             raise TypeError(f"{name}: a durable task's first parameter is its Session")
+        declared = {queue.name for queue in celery_app.conf.task_queues or ()}
+        if queue is not None and queue not in declared:  # Celery would refuse every publish
+            raise ValueError(f"{name}: queue {queue!r} is not in task_queues {sorted(declared)}")
         settings = get_settings().tasks
         # Celery turns extra options into attributes of the task class (the stubs do not
         # know ours, hence Any).
