@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run fastcelery's benchmarks and rewrite docs/benchmarks.md.
 #   bash bench/run.sh [--quick] [--only cli,enqueue,e2e,noop,growth,tunings,tests] [--rounds N]
+#                     [--variants LABEL-PART,...] [--merge]
 # Installs what it needs (idempotently): wrk from Debian, the `bench` dependency group.
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and redis-server on PATH;
 # it starts its own Redis servers and uses its own databases (bench_baseline, bench_generated).

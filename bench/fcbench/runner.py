@@ -51,6 +51,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help=f"comma-separated phases of {','.join(PHASES)}")
     p.add_argument("--skip", default="", help="comma-separated phases to leave out")
     p.add_argument("--rounds", type=int, help="side-by-side rounds (medians over rounds)")
+    p.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated parts of the tuning variants' labels to run (default: all); "
+        "'as generated' always runs beside them",
+    )
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true", help="keep results in bench/results only")
     p.add_argument(
@@ -115,7 +121,8 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
         results["cli"] = measure.cli(work, sizes.cli_runs)
 
     if {"enqueue", "e2e", "noop", "outage", "growth", "tunings", "flame"} & set(todo):
-        services(todo, sizes, work, logdir, results)
+        only = [part for part in ns.variants.split(",") if part]
+        services(todo, sizes, work, logdir, results, only_variants=only)
     if "tests" in todo:
         log("the repository's test suite (pytest -n auto)")
         results["tests"] = measure.test_suite()
@@ -123,7 +130,13 @@ def run(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def services(
-    todo: list[str], sizes: Sizes, work: Path, logdir: Path, results: dict[str, Any]
+    todo: list[str],
+    sizes: Sizes,
+    work: Path,
+    logdir: Path,
+    results: dict[str, Any],
+    *,
+    only_variants: list[str],
 ) -> None:
     base = systems.baseline()
     log("preparing the baseline (uv sync)")
@@ -158,7 +171,7 @@ def services(
             log(f"broker outage: {s.key}", results)
             results["outage"].append(measure.outage(s, logdir))
     if "tunings" in todo:
-        results["tunings"] = tunings(gen, logdir, sizes, results)
+        results["tunings"] = tunings(gen, logdir, sizes, results, only_variants)
     if "flame" in todo:
         log("flame graphs of the API and the worker under load (py-spy)", results)
         results["flame"] = measure.flame_graphs(gen, logdir, REPO / "docs" / "img")
@@ -180,16 +193,24 @@ TUNING_VARIANTS = (
     systems.Variant("prefetch multiplier 4", env=(("CELERY__WORKER_PREFETCH_MULTIPLIER", "4"),)),
     systems.Variant("result_extended off", celery_conf='{"result_extended": false}'),
     systems.Variant(
-        "pool processes never recycled (max tasks per child 1,000,000 instead of 1,000)",
-        env=(("CELERY__WORKER_MAX_TASKS_PER_CHILD", "1000000"),),
+        "pool processes recycled every 1,000 tasks (the default before 0.2.1)",
+        env=(("CELERY__WORKER_MAX_TASKS_PER_CHILD", "1000"),),
     ),
     systems.Variant(
         "durable results written to the result backend too (TASKS__STORE_BACKEND_RESULTS=true)",
         env=(("TASKS__STORE_BACKEND_RESULTS", "true"),),
     ),
     systems.Variant(
-        "pool_pre_ping off (DATABASE__POOL_PRE_PING=false)",
-        env=(("DATABASE__POOL_PRE_PING", "false"),),
+        "pool_pre_ping on (DATABASE__POOL_PRE_PING=true)",
+        env=(("DATABASE__POOL_PRE_PING", "true"),),
+    ),
+    systems.Variant(
+        "database pools of 10 + 10 overflow (the defaults before 0.2.1)",
+        env=(("DATABASE__POOL_SIZE", "10"), ("DATABASE__MAX_OVERFLOW", "10")),
+    ),
+    systems.Variant(
+        "every published task marked queued within 50 ms (the default before 0.2.1)",
+        env=(("OUTBOX__MARK_QUEUED_INTERVAL_SECONDS", "0.05"),),
     ),
     systems.Variant("no per-task log lines (LOG_LEVEL=WARNING)", env=(("LOG_LEVEL", "WARNING"),)),
     systems.Variant(
@@ -201,10 +222,16 @@ TUNING_VARIANTS = (
 
 
 def tunings(
-    gen: systems.System, logdir: Path, sizes: Sizes, results: dict[str, Any]
+    gen: systems.System,
+    logdir: Path,
+    sizes: Sizes,
+    results: dict[str, Any],
+    only: list[str],
 ) -> list[dict[str, Any]]:
-    """The generated service with one setting changed at a time, side by side."""
-    variants = [systems.DEFAULT, *TUNING_VARIANTS]
+    """The generated service with one setting changed at a time, side by side (the variants
+    whose label contains one of `only`, or all)."""
+    chosen = [v for v in TUNING_VARIANTS if not only or any(part in v.label for part in only)]
+    variants = [systems.DEFAULT, *chosen]
     out: list[dict[str, Any]] = results.setdefault("tunings", [])
     for r in range(max(1, sizes.rounds - 2)):
         for v in variants if r % 2 == 0 else variants[::-1]:
@@ -213,6 +240,9 @@ def tunings(
             e2e = measure.end_to_end(gen, logdir, sizes.e2e_orders, v)
             row["e2e_orders_per_s"] = e2e["orders_per_s"]
             row["e2e_cpu_ms_worker"] = e2e.get("cpu_ms_worker")
+            row["e2e_cpu_ms_all"] = round(
+                sum(v for k, v in e2e.items() if k.startswith("cpu_ms_")), 3
+            )
             noop = measure.noop_ceiling(gen, logdir, sizes.noop_tasks, variant=v)
             row["noop_tasks_per_s"] = noop["tasks_per_s"]
             row["noop_cpu_ms_worker"] = noop.get("cpu_ms_worker")
@@ -240,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             merged.setdefault("merged", []).append(
                 {**results["context"], "phases": results["phases"]}
             )
+            if ns.variants and "tunings" in results:
+                # Some variants again: more rounds of them, beside the rounds measured before.
+                results["tunings"] = [*merged.get("tunings", []), *results["tunings"]]
             merged.update(
                 {k: v for k, v in results.items() if k not in {"context", "phases", "merged"}}
             )
