@@ -1,3 +1,3 @@
 """fastcelery: generate FastAPI + Celery services from a Copier template."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
