@@ -241,7 +241,7 @@ def tunings(
             row["e2e_orders_per_s"] = e2e["orders_per_s"]
             row["e2e_cpu_ms_worker"] = e2e.get("cpu_ms_worker")
             row["e2e_cpu_ms_all"] = round(
-                sum(v for k, v in e2e.items() if k.startswith("cpu_ms_")), 3
+                sum(ms for key, ms in e2e.items() if key.startswith("cpu_ms_")), 3
             )
             noop = measure.noop_ceiling(gen, logdir, sizes.noop_tasks, variant=v)
             row["noop_tasks_per_s"] = noop["tasks_per_s"]
