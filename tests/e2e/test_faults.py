@@ -159,15 +159,29 @@ def kill_worker_mid_run(stack: Stack, broker: RedisServer | None) -> None:
     processed_lines(40)
     os.kill(pool_children(worker.pid)[0], signal.SIGKILL)  # the worker replaces it
     processed_lines(80)
+
+    def in_flight_now() -> set[str]:
+        """Tasks received by the worker and not finished, by its log."""
+        log = worker.log()
+        received = set(re.findall(r"Task \w+\.\w+\[([0-9a-f-]+)\] received", log))
+        finished = set(re.findall(r"Task \w+\.\w+\[([0-9a-f-]+)\] succeeded", log))
+        return received - finished
+
+    # Killed while tasks are in flight: a task takes milliseconds, so the worker is frozen
+    # (SIGSTOP) while its log is read, and let go again until the log shows one running.
+    frozen_until = time.monotonic() + DRAIN_LIMIT
+    worker.kill_group(signal.SIGSTOP)
+    while not in_flight_now() and time.monotonic() < frozen_until:
+        worker.kill_group(signal.SIGCONT)
+        time.sleep(0.005)
+        worker.kill_group(signal.SIGSTOP)
     worker.kill_group(signal.SIGKILL)
     worker.popen.wait(10)
     done_at_kill = record_counts(stack.database_url).get("succeeded", 0)
     assert done_at_kill < 400, "the worker finished before it was killed"
     # Tasks were in flight: received by the killed worker, never finished by it.
     log = worker.log()
-    received = set(re.findall(r"Task \w+\.\w+\[([0-9a-f-]+)\] received", log))
-    finished = set(re.findall(r"Task \w+\.\w+\[([0-9a-f-]+)\] succeeded", log))
-    in_flight = received - finished
+    in_flight = in_flight_now()
     assert in_flight, "no task was running when the worker was killed"
     print(
         f"worker killed with {done_at_kill}/400 done, {len(in_flight)} in flight; "
