@@ -1,11 +1,12 @@
 """Publishing committed task records: one background thread per process.
 
 `enqueue()` adds a record to the caller's transaction; once that transaction commits, its
-tasks are handed to this thread, which publishes them at once and, a little later, marks
-those still unfinished `queued`, in batches. A request therefore never waits for the broker.
-When the broker is down the thread leaves the records `pending` (they are safe in the
-database) and the relay publishes them when it is back. In the API the same thread runs the
-relay every `relay_interval_seconds`.
+tasks are handed to this thread, which publishes them at once (tasks declared with
+`batch=True` after up to `batch_linger_seconds`, several in a message: durable/batch.py)
+and, a little later, marks those still unfinished `queued`, in batches. A request therefore
+never waits for the broker. When the broker is down the thread leaves the records `pending`
+(they are safe in the database) and the relay publishes them when it is back. In the API the
+same thread runs the relay every `relay_interval_seconds`.
 """
 
 import atexit
@@ -27,8 +28,9 @@ from ..core.celery import celery_app
 from ..core.database import get_sync_session
 from ..core.orm import utcnow
 from . import signals
+from .batch import publish_tasks
 from .models import TaskRecord, TaskRecordStatus
-from .relay import Envelope, publish, relay_once
+from .relay import Envelope, relay_once
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class Dispatcher:
         self._broker_down_since: float | None = None
         self._next_relay = time.monotonic() if run_relay else math.inf
         self._next_mark = math.inf
+        # Tasks waiting to share a message, by name and queue, until `_batch_due`.
+        self._batches: dict[tuple[str, str | None], list[Envelope]] = {}
+        self._batch_due = math.inf
         self._catch_up = False
         self._thread = threading.Thread(target=self._run, name="durable-dispatcher", daemon=True)
 
@@ -109,44 +114,77 @@ class Dispatcher:
 
     def _run(self) -> None:
         while True:
-            wait = min(self._next_relay, self._next_mark) - time.monotonic()
+            wait = min(self._next_relay, self._next_mark, self._batch_due) - time.monotonic()
             try:
                 item = self._inbox.get(timeout=None if wait == math.inf else max(wait, 0))
             except queue.Empty:
                 item = None
             while item is not None:
                 if item is _STOP:
+                    self._flush_batches()
                     self._flush_marks(everything=True)
                     return
                 if isinstance(item, Envelope):
-                    try:
-                        self._publish(item)
-                    except Exception:  # not the broker's fault: keep publishing the others
-                        logger.exception(
-                            "could not publish a task; the relay will try again",
-                            extra={"task_id": str(item.task_id), "task_name": item.name},
-                        )
-                        self._defer(item)
+                    if item.batch and self.settings.batch_max_tasks > 1:
+                        self._add_to_batch(item)
+                    else:
+                        self._publish([item])
                 elif isinstance(item, threading.Event):
+                    self._flush_batches()
                     item.set()
                 try:  # everything handed over meanwhile, before the marks and the relay
                     item = self._inbox.get_nowait()
                 except queue.Empty:
                     item = None
             now = time.monotonic()
+            if now >= self._batch_due:
+                self._flush_batches()
             if now >= self._next_mark:
                 self._flush_marks()
             if now >= self._next_relay:
                 self._relay_round()
 
-    def _publish(self, envelope: Envelope) -> None:
+    def _add_to_batch(self, envelope: Envelope) -> None:
+        if not self._batches:
+            self._batch_due = time.monotonic() + self.settings.batch_linger_seconds
+        key = (envelope.name, envelope.queue)
+        batch = self._batches.setdefault(key, [])
+        batch.append(envelope)
+        if len(batch) >= self.settings.batch_max_tasks:
+            del self._batches[key]
+            self._publish(batch)
+            if not self._batches:
+                self._batch_due = math.inf
+
+    def _flush_batches(self) -> None:
+        batches = list(self._batches.values())
+        self._batches.clear()
+        self._batch_due = math.inf
+        for batch in batches:
+            self._publish(batch)
+
+    def _publish(self, envelopes: list[Envelope]) -> None:
+        """Publishes the tasks, in one message if there are several (one name and queue)."""
+        try:
+            self._try_publish(envelopes)
+        except Exception:  # not the broker's fault: keep publishing the others
+            logger.exception(
+                "could not publish tasks; the relay will try again",
+                extra={"task_id": str(envelopes[0].task_id), "task_name": envelopes[0].name},
+            )
+            for envelope in envelopes:
+                self._defer(envelope)
+
+    def _try_publish(self, envelopes: list[Envelope]) -> None:
         down_since = self._broker_down_since
         if down_since is not None and time.monotonic() - down_since < BROKER_RETRY_SECONDS:
-            self._defer(envelope)
+            for envelope in envelopes:
+                self._defer(envelope)
             return
-        if not publish(self.app, envelope, self.settings.publish_timeout_seconds):
+        if not publish_tasks(self.app, envelopes, self.settings.publish_timeout_seconds):
             self._broker_down_since = time.monotonic()
-            self._defer(envelope)
+            for envelope in envelopes:
+                self._defer(envelope)
             return
         if down_since is not None:  # the broker is back: publish what waited, now
             self._broker_down_since = None
@@ -156,10 +194,11 @@ class Dispatcher:
             self._catch_up = self.run_relay
             self._next_relay = time.monotonic()
         published_at = time.monotonic()
-        self._to_mark.append((published_at, envelope.task_id))
+        for envelope in envelopes:
+            self._to_mark.append((published_at, envelope.task_id))
+            signals.enqueue_outcome.send(sender=envelope.name, outcome="published")
         if self._next_mark == math.inf:
             self._next_mark = published_at + self.settings.mark_queued_interval_seconds
-        signals.enqueue_outcome.send(sender=envelope.name, outcome="published")
 
     def _defer(self, envelope: Envelope) -> None:
         self.unpublished += 1

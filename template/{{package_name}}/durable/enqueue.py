@@ -32,6 +32,7 @@ def add_task_record(
     queue: str | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    batch: bool = False,
 ) -> TaskRecord:
     """Adds a pending record to the session and schedules its publish for after the commit.
     Raises BacklogFullError while too many tasks wait for an unavailable broker."""
@@ -56,14 +57,22 @@ def add_task_record(
         updated_at=now,
     )
     session.add(record)
-    publish_after_commit(session, record)
+    publish_after_commit(session, record, batch)
     return record
 
 
-def publish_after_commit(session: Session | AsyncSession, record: TaskRecord) -> None:
+def publish_after_commit(
+    session: Session | AsyncSession, record: TaskRecord, batch: bool = False
+) -> None:
     sync_session = session.sync_session if isinstance(session, AsyncSession) else session
     envelope = Envelope(
-        record.id, record.name, record.args, record.kwargs, record.queue, contextvars.copy_context()
+        record.id,
+        record.name,
+        record.args,
+        record.kwargs,
+        record.queue,
+        contextvars.copy_context(),
+        batch,
     )
     sync_session.info.setdefault(_OUTBOX, []).append(envelope)
 

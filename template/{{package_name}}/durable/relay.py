@@ -46,11 +46,14 @@ class Envelope:
     # The enqueuing code's context variables (its trace, for one): the publish runs in them,
     # though on the dispatcher's thread.
     context: contextvars.Context | None = None
+    # The task may share a message with others of its name (durable/batch.py).
+    batch: bool = False
 
 
-def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
+def publish(app: Celery, envelope: Envelope, timeout: float, **options: Any) -> bool:
     """Publishes one task message; False when the broker did not take it within `timeout`
-    seconds (per network wait: the write, and RabbitMQ's publisher confirm)."""
+    seconds (per network wait: the write, and RabbitMQ's publisher confirm). `options` go to
+    `send_task`."""
     send = envelope.context.run if envelope.context else _call
     try:
         send(
@@ -62,6 +65,7 @@ def publish(app: Celery, envelope: Envelope, timeout: float) -> bool:
             queue=envelope.queue,  # None: `task_routes` decides by the name
             timeout=timeout,
             confirm_timeout=timeout,
+            **options,
         )
     except (BrokerError, OSError, TimeoutError) as exc:
         logger.warning(

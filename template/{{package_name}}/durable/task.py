@@ -79,6 +79,8 @@ class DurableTask(Task[P, R]):
     failure_hook: FailureHook | None = None
     # The queue its messages go to; None: `task_routes` decides by name.
     queue_name: str | None = None
+    # May share a message with other tasks of its name (durable/batch.py).
+    batch: bool = False
     # The body's signature without its session: what enqueue() checks arguments against.
     call_signature: inspect.Signature
     # Celery's own argument check would count the session; enqueue() checks instead.
@@ -93,7 +95,7 @@ class DurableTask(Task[P, R]):
         """Adds this task to the session's transaction; it is published after the commit
         (durable/enqueue.py). Wrong arguments raise TypeError here, before anything is saved."""
         self.call_signature.bind(*args, **kwargs)
-        return add_task_record(session, self.name, self.queue_name, args, kwargs)
+        return add_task_record(session, self.name, self.queue_name, args, kwargs, self.batch)
 
 
 def durable_task(
@@ -104,11 +106,13 @@ def durable_task(
     max_retries: int | None = None,
     on_failure: FailureHook | None = None,
     pydantic: bool = False,
+    batch: bool = False,
     **celery_options: Any,
 ) -> Callable[[Callable[Concatenate[Session, P], R]], "DurableTask[P, R]"]:
     """Declares a durable task; see the module docstring and the README's "Adding a durable
     task". `retry_on` errors are retried up to `max_retries` (TASKS__MAX_RETRIES, 3) times;
-    `on_failure(session, record)` runs when the task fails for good."""
+    `on_failure(session, record)` runs when the task fails for good. `batch=True` lets
+    tasks published together share a message (durable/batch.py): for tasks of milliseconds."""
 
     def register(body: Callable[Concatenate[Session, P], R]) -> DurableTask[P, R]:
         signature = inspect.signature(body)
@@ -134,6 +138,8 @@ def durable_task(
             max_retries_on=settings.max_retries if max_retries is None else max_retries,
             failure_hook=staticmethod(on_failure) if on_failure else None,
             queue_name=queue,
+            # Batched tasks have no result in the backend: keep one message per task then.
+            batch=batch and not settings.store_backend_results,
             call_signature=signature.replace(parameters=parameters[1:]),
             **celery_options,
         )

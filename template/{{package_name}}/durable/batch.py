@@ -1,0 +1,142 @@
+"""Several durable tasks in one broker message, for short tasks declared with `batch=True`.
+
+A broker message costs more CPU than a short task's own work: the publish, the worker's fetch
+and acknowledgement, the hand-over to a pool process and back. The dispatcher puts the tasks of
+one name that a process publishes within `OUTBOX__BATCH_LINGER_SECONDS` into one `durable.run_batch`
+message (up to `OUTBOX__BATCH_MAX_TASKS`). The pool process that receives it runs each task in
+turn through Celery's own tracer, with the task's own id: its record, transaction, retries,
+failure, log lines, metrics, alerts and trace are those of a task sent alone.
+
+- A retry goes back to the broker as a message of its own (`task.retry`, as for any task).
+- A redelivered batch (its worker died) is not run: each of its open tasks is published
+  alone, so a task that kills its worker is counted and dead-lettered alone.
+- A batch holds its pool process for its tasks' time together: batch only tasks that take
+  milliseconds, or a long one delays the tasks behind it.
+"""
+
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from celery import Celery, Task
+from celery.app import trace as celery_trace
+from celery.exceptions import Reject
+from sqlalchemy import select
+
+from ..core.celery import celery_app
+from ..core.database import get_sync_session
+from .models import OPEN_STATUSES, TaskRecord
+from .relay import Envelope, publish
+
+logger = logging.getLogger(__name__)
+
+RUN_BATCH = "durable.run_batch"
+
+# Writes the enqueuing code's trace context into a batched task's headers (set by
+# core/tracing.py when tracing is on): the batch message's own headers are the dispatcher's.
+inject_trace_headers: Callable[[dict[str, str]], None] | None = None
+
+# One Celery tracer per task name, built on first use (as a worker builds its own).
+_tracers: dict[str, Callable[..., Any]] = {}
+
+
+def publish_tasks(app: Celery, envelopes: Sequence[Envelope], timeout: float) -> bool:
+    """Publishes tasks of one name and queue: one alone in a message of its own, several in one
+    `durable.run_batch` message. False when the broker did not take it within `timeout` s."""
+    if len(envelopes) == 1:
+        return publish(app, envelopes[0], timeout)
+    first = envelopes[0]
+    task = app.tasks[first.name]
+    items = [
+        {"id": str(envelope.task_id), "args": envelope.args, "kwargs": envelope.kwargs}
+        | ({"headers": _trace_headers(envelope)} if inject_trace_headers else {})
+        for envelope in envelopes
+    ]
+    # Celery's time limits are per message: the batch gets its tasks' limits together.
+    limits = {
+        option: limit * len(items)
+        for option, limit in (
+            ("time_limit", task.time_limit or app.conf.task_time_limit),
+            ("soft_time_limit", task.soft_time_limit or app.conf.task_soft_time_limit),
+        )
+        if limit
+    }
+    batch = Envelope(uuid.uuid4(), RUN_BATCH, [first.name, items], {}, _queue_of(app, first))
+    return publish(app, batch, timeout, **limits)
+
+
+def _trace_headers(envelope: Envelope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if inject_trace_headers is not None and envelope.context is not None:
+        envelope.context.run(inject_trace_headers, headers)
+    return headers
+
+
+def _queue_of(app: Celery, envelope: Envelope) -> str:
+    if envelope.queue is not None:
+        return envelope.queue
+    routed: Any = app.amqp.router.route({}, envelope.name)
+    return str(routed["queue"].name)
+
+
+@celery_app.task(name=RUN_BATCH, bind=True, ignore_result=True)
+def run_batch(self: Task[Any, Any], name: str, items: list[dict[str, Any]]) -> int:
+    """Runs the batch's tasks one after the other; returns how many it ran."""
+    task = celery_app.tasks[name]
+    delivery_info = dict(self.request.delivery_info or {})
+    if delivery_info.get("redelivered"):
+        return _split(task, items)
+    delivery_info["redelivered"] = False
+    tracer = _tracers.get(name)
+    if tracer is None:
+        # Looked up now, not imported: Sentry's Celery integration wraps build_tracer.
+        tracer = _tracers[name] = celery_trace.build_tracer(
+            name, task, eager=True, propagate=False, app=celery_app
+        )
+    for item in items:
+        request = {
+            **item.get("headers", {}),  # where the trace instrumentation looks for them
+            "id": item["id"],
+            "task": name,
+            "retries": 0,
+            # Not eager as apply() is: a retry is published, not run here at once.
+            "is_eager": False,
+            "hostname": self.request.hostname or socket.gethostname(),
+            "delivery_info": delivery_info,
+            "ignore_result": task.ignore_result,
+        }
+        tracer(item["id"], item["args"], item["kwargs"], request)
+    return len(items)
+
+
+def _split(task: Task[Any, Any], items: list[dict[str, Any]]) -> int:
+    """Publishes the batch's unfinished tasks one per message: its worker died running one of
+    them, and alone each is counted (and dead-lettered) for its own redeliveries."""
+    ids = [uuid.UUID(item["id"]) for item in items]
+    try:
+        with get_sync_session() as session:
+            open_ids = set(
+                session.scalars(
+                    select(TaskRecord.id).where(
+                        TaskRecord.id.in_(ids), TaskRecord.status.in_(OPEN_STATUSES)
+                    )
+                )
+            )
+    except Exception:
+        logger.warning("could not read the batch's records; publishing all", exc_info=True)
+        open_ids = set(ids)
+    timeout = celery_app.conf.broker_connection_timeout or 5.0
+    queue: str | None = getattr(task, "queue_name", None)
+    unfinished = [item for item, task_id in zip(items, ids, strict=True) if task_id in open_ids]
+    for item in unfinished:
+        envelope = Envelope(uuid.UUID(item["id"]), task.name, item["args"], item["kwargs"], queue)
+        if not publish(celery_app, envelope, timeout, headers=item.get("headers") or None):
+            # Back to the queue, to be split again once the broker takes messages.
+            raise Reject("could not publish the batch's tasks one by one", requeue=True)
+    logger.info(
+        "batch delivered again: its unfinished tasks published one by one",
+        extra={"task_name": task.name, "count": len(unfinished)},
+    )
+    return 0
