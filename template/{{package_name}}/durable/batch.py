@@ -10,12 +10,14 @@ failure, log lines, metrics, alerts and trace are those of a task sent alone.
 - A retry goes back to the broker as a message of its own (`task.retry`, as for any task).
 - A redelivered batch (its worker died) is not run: each of its open tasks is published
   alone, so a task that kills its worker is counted and dead-lettered alone.
-- A batch holds its pool process for its tasks' time together: batch only tasks that take
-  milliseconds, or a long one delays the tasks behind it.
+- A batch that has run for `BATCH_RUN_BUDGET_SECONDS` publishes the tasks it has not started
+  alone: a slow task holds back the others for that long at most, and Celery's time limits
+  (per message) stay those of one task.
 """
 
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +35,8 @@ from .relay import Envelope, publish
 logger = logging.getLogger(__name__)
 
 RUN_BATCH = "durable.run_batch"
+# Batches are for tasks of milliseconds: past this, the rest go back one per message.
+BATCH_RUN_BUDGET_SECONDS = 1.0
 
 # Writes the enqueuing code's trace context into a batched task's headers (set by
 # core/tracing.py when tracing is on): the batch message's own headers are the dispatcher's.
@@ -54,12 +58,12 @@ def publish_tasks(app: Celery, envelopes: Sequence[Envelope], timeout: float) ->
         | ({"headers": _trace_headers(envelope)} if inject_trace_headers else {})
         for envelope in envelopes
     ]
-    # Celery's time limits are per message: the batch gets its tasks' limits together.
+    # The task's own time limits, if it declares any (else the defaults apply to the batch).
     limits = {
-        option: limit * len(items)
+        option: limit
         for option, limit in (
-            ("time_limit", task.time_limit or app.conf.task_time_limit),
-            ("soft_time_limit", task.soft_time_limit or app.conf.task_soft_time_limit),
+            ("time_limit", task.time_limit),
+            ("soft_time_limit", task.soft_time_limit),
         )
         if limit
     }
@@ -87,15 +91,21 @@ def run_batch(self: Task[Any, Any], name: str, items: list[dict[str, Any]]) -> i
     task = celery_app.tasks[name]
     delivery_info = dict(self.request.delivery_info or {})
     if delivery_info.get("redelivered"):
-        return _split(task, items)
+        # Its worker died running one of these: alone, each is counted for its own deliveries.
+        _publish_alone(task, items, "batch delivered again")
+        return 0
     delivery_info["redelivered"] = False
+    started = time.monotonic()
     tracer = _tracers.get(name)
     if tracer is None:
         # Looked up now, not imported: Sentry's Celery integration wraps build_tracer.
         tracer = _tracers[name] = celery_trace.build_tracer(
             name, task, eager=True, propagate=False, app=celery_app
         )
-    for item in items:
+    for ran, item in enumerate(items):
+        if ran and time.monotonic() - started > BATCH_RUN_BUDGET_SECONDS:
+            _publish_alone(task, items[ran:], "batch over its time budget")
+            return ran
         request = {
             **item.get("headers", {}),  # where the trace instrumentation looks for them
             "id": item["id"],
@@ -111,9 +121,8 @@ def run_batch(self: Task[Any, Any], name: str, items: list[dict[str, Any]]) -> i
     return len(items)
 
 
-def _split(task: Task[Any, Any], items: list[dict[str, Any]]) -> int:
-    """Publishes the batch's unfinished tasks one per message: its worker died running one of
-    them, and alone each is counted (and dead-lettered) for its own redeliveries."""
+def _publish_alone(task: Task[Any, Any], items: list[dict[str, Any]], why: str) -> None:
+    """Publishes the unfinished tasks among `items` one per message."""
     ids = [uuid.UUID(item["id"]) for item in items]
     try:
         with get_sync_session() as session:
@@ -136,7 +145,7 @@ def _split(task: Task[Any, Any], items: list[dict[str, Any]]) -> int:
             # Back to the queue, to be split again once the broker takes messages.
             raise Reject("could not publish the batch's tasks one by one", requeue=True)
     logger.info(
-        "batch delivered again: its unfinished tasks published one by one",
+        "%s: its unfinished tasks published one per message",
+        why,
         extra={"task_name": task.name, "count": len(unfinished)},
     )
-    return 0
