@@ -58,7 +58,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 # The user's edits of the added task `invoices` (POST /invoices): its arguments and its body.
 # The fault tests run every guarantee on it as well as on the order example: it logs
-# "sending invoice" with its invoice_id, and `crash` makes it a poison message.
+# "sending invoice" with its invoice_id, `crash` makes it a poison message, and it is batched.
 INVOICE_EDITS = (
     ("import logging\n", "import logging\nimport os\nimport signal\n"),
     (
@@ -75,6 +75,11 @@ INVOICE_EDITS = (
         '    logger.info("sending invoice", extra={"invoice_id": args.invoice_id})\n',
     ),
     ("Result(reference=args.reference)", "Result(invoice_id=args.invoice_id)"),
+    # Invoices published together share a message (durable/batch.py), as orders do.
+    (
+        "    queue=get_settings().celery.default_queue,\n",
+        "    queue=get_settings().celery.default_queue,\n    batch=True,\n",
+    ),
 )
 
 

@@ -558,6 +558,55 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
         webhook.close()
 
 
+def test_a_task_that_kills_its_worker_in_a_batch_is_dead_lettered_alone(
+    render: RenderFn, fault_stack: FaultStackFn
+) -> None:
+    """A poison task between good ones in one batch message: the batch comes back when the
+    worker dies, is split into one message per unfinished task, and only the poison task is
+    dead-lettered; the good ones each run once."""
+    stack, _ = fault_stack(
+        render(),
+        **REDIS_RECOVERY,
+        OUTBOX__BATCH_LINGER_SECONDS="2",  # the four posts below go in one batch
+    )
+    api = stack.start_api()
+    good = ["before-poison", "after-poison-1", "after-poison-2"]
+    with httpx.Client(base_url=api.url, timeout=10) as client:
+        bodies = [
+            {"invoice_id": good[0]},
+            {"invoice_id": "poison", "crash": True},
+            {"invoice_id": good[1]},
+            {"invoice_id": good[2]},
+        ]
+        answers = [client.post("/invoices", json=body) for body in bodies]
+        assert [answer.status_code for answer in answers] == [202] * 4
+        poison_id = answers[1].json()["data"]["task_id"]
+        time.sleep(2.5)  # the linger is over: the batch is in the broker
+        worker = stack.start_worker(concurrency=2)
+        wait_until(
+            lambda: task_records(stack.database_url)[poison_id]["status"],
+            lambda status: status == "dead",
+            limit=DRAIN_LIMIT,
+            what="the poison task to be dead-lettered",
+            diagnostics=stack.diagnostics,
+        )
+        assert client.get(f"/tasks/{poison_id}").json()["status"] == "FAILURE"
+    record = task_records(stack.database_url)[poison_id]
+    assert record["redeliveries"] == 4  # counted alone: TASKS__MAX_REDELIVERIES (3) + 1
+    log = worker.log()
+    assert "durable.run_batch" in log, "the four were not batched"
+    assert "batch delivered again" in log
+    wait_until(
+        lambda: record_counts(stack.database_url).get("succeeded", 0),
+        lambda n: n >= 3,
+        limit=DRAIN_LIMIT,
+        what="the good tasks to run",
+        diagnostics=stack.diagnostics,
+    )
+    assert stack.invoice_counts() == dict.fromkeys(good, 1)
+    assert worker.alive()
+
+
 def test_rabbitmq_connection_cut_then_restored(
     render: RenderFn, shared_stack: SharedStackFn
 ) -> None:
