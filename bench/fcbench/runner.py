@@ -218,6 +218,14 @@ TUNING_VARIANTS = (
         celery_conf='{"task_time_limit": null, "task_soft_time_limit": null}',
     ),
     systems.Variant("thread pool (-P threads -c 2)", celery_conf='{"worker_pool": "threads"}'),
+    systems.Variant(
+        "one message per task, no batches (OUTBOX__BATCH_MAX_TASKS=1)",
+        env=(("OUTBOX__BATCH_MAX_TASKS", "1"),),
+    ),
+    systems.Variant(
+        "batches of what is already waiting, no linger (OUTBOX__BATCH_LINGER_SECONDS=0)",
+        env=(("OUTBOX__BATCH_LINGER_SECONDS", "0"),),
+    ),
 )
 
 
