@@ -104,6 +104,16 @@ def wait_all_succeeded(stack: Stack, expected: int, broker: RedisServer | None =
     )
 
 
+def wait_succeeded(stack: Stack, at_least: int, what: str) -> None:
+    wait_until(
+        lambda: record_counts(stack.database_url).get("succeeded", 0),
+        lambda n: n >= at_least,
+        limit=DRAIN_LIMIT,
+        what=what,
+        diagnostics=stack.diagnostics,
+    )
+
+
 def assert_done_once(
     stack: Stack, orders: list[Posted], invoices: list[Posted], allowed_reruns: int = 0
 ) -> None:
@@ -510,6 +520,21 @@ def test_duplicate_deliveries_do_the_work_once(render: RenderFn, fault_stack: Fa
     assert {answer[1]["status"] for answer in statuses.values()} == {"SUCCESS"}
 
 
+def assert_dead_lettered(stack: Stack, client: httpx.Client, task_id: str) -> None:
+    """Waits until the poison task is `dead` after TASKS__MAX_REDELIVERIES (3) + 1 deliveries."""
+    wait_until(
+        lambda: task_records(stack.database_url)[task_id]["status"],
+        lambda status: status == "dead",
+        limit=DRAIN_LIMIT,
+        what="the poison task to be dead-lettered",
+        diagnostics=stack.diagnostics,
+    )
+    record = task_records(stack.database_url)[task_id]
+    assert record["redeliveries"] == 4
+    assert "crash its worker" in record["error"]
+    assert client.get(f"/tasks/{task_id}").json()["status"] == "FAILURE"
+
+
 def test_a_task_that_kills_its_worker_is_dead_lettered(
     render: RenderFn, fault_stack: FaultStackFn
 ) -> None:
@@ -525,18 +550,8 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
             assert poison.status_code == 202
             task_id = poison.json()["data"]["task_id"]
             posted_at = time.monotonic()
-            wait_until(
-                lambda: task_records(stack.database_url)[task_id]["status"],
-                lambda status: status == "dead",
-                limit=DRAIN_LIMIT,
-                what="the poison task to be dead-lettered",
-                diagnostics=stack.diagnostics,
-            )
+            assert_dead_lettered(stack, client, task_id)
             print(f"dead-lettered {time.monotonic() - posted_at:.1f}s after it was posted")
-            record = task_records(stack.database_url)[task_id]
-            assert record["redeliveries"] == 4  # TASKS__MAX_REDELIVERIES (3) + 1
-            assert "crash its worker" in record["error"]
-            assert client.get(f"/tasks/{task_id}").json()["status"] == "FAILURE"
         wait_until(
             lambda: [w for w in webhook.received if w["alert"] == "task_dead"],
             bool,
@@ -545,13 +560,7 @@ def test_a_task_that_kills_its_worker_is_dead_lettered(
         )
         # The worker goes on serving other tasks.
         after = post_orders(api.url, 5, prefix="after-poison")
-        wait_until(
-            lambda: record_counts(stack.database_url).get("succeeded", 0),
-            lambda n: n >= 5,
-            limit=DRAIN_LIMIT,
-            what="the other tasks to run",
-            diagnostics=stack.diagnostics,
-        )
+        wait_succeeded(stack, 5, "the other tasks to run")
         assert set(stack.processing_counts()) == {p.order_id for p in after}
         assert worker.alive()
     finally:
@@ -583,26 +592,11 @@ def test_a_task_that_kills_its_worker_in_a_batch_is_dead_lettered_alone(
         poison_id = answers[1].json()["data"]["task_id"]
         time.sleep(2.5)  # the linger is over: the batch is in the broker
         worker = stack.start_worker(concurrency=2)
-        wait_until(
-            lambda: task_records(stack.database_url)[poison_id]["status"],
-            lambda status: status == "dead",
-            limit=DRAIN_LIMIT,
-            what="the poison task to be dead-lettered",
-            diagnostics=stack.diagnostics,
-        )
-        assert client.get(f"/tasks/{poison_id}").json()["status"] == "FAILURE"
-    record = task_records(stack.database_url)[poison_id]
-    assert record["redeliveries"] == 4  # counted alone: TASKS__MAX_REDELIVERIES (3) + 1
+        assert_dead_lettered(stack, client, poison_id)  # its redeliveries counted as alone
     log = worker.log()
     assert "durable.run_batch" in log, "the four were not batched"
     assert "batch delivered again" in log
-    wait_until(
-        lambda: record_counts(stack.database_url).get("succeeded", 0),
-        lambda n: n >= 3,
-        limit=DRAIN_LIMIT,
-        what="the good tasks to run",
-        diagnostics=stack.diagnostics,
-    )
+    wait_succeeded(stack, 3, "the good tasks to run")
     assert stack.invoice_counts() == dict.fromkeys(good, 1)
     assert worker.alive()
 
