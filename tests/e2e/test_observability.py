@@ -141,8 +141,9 @@ def test_prometheus_scrapes_task_and_request_metrics_from_the_api_and_a_prefork_
         project,
         METRICS__TOKEN=METRICS_TOKEN,
         METRICS__WORKER_PORT=str(worker_port),
-        # Pool processes are replaced every 3 tasks: their counts must still add up.
-        CELERY__WORKER_MAX_TASKS_PER_CHILD="3",
+        # Pool processes are replaced after each message (a batch of orders is one message):
+        # their counts must still add up.
+        CELERY__WORKER_MAX_TASKS_PER_CHILD="1",
     )
     api = stack.start_api()
     worker = stack.start_worker(concurrency=2)
