@@ -27,6 +27,7 @@ from celery.app import trace as celery_trace
 from celery.exceptions import Reject
 from sqlalchemy import select
 
+from ..config import get_settings
 from ..core.celery import celery_app
 from ..core.database import get_sync_session
 from .models import OPEN_STATUSES, TaskRecord
@@ -53,11 +54,7 @@ def publish_tasks(app: Celery, envelopes: Sequence[Envelope], timeout: float) ->
         return publish(app, envelopes[0], timeout)
     first = envelopes[0]
     task = app.tasks[first.name]
-    items = [
-        {"id": str(envelope.task_id), "args": envelope.args, "kwargs": envelope.kwargs}
-        | ({"headers": _trace_headers(envelope)} if inject_trace_headers else {})
-        for envelope in envelopes
-    ]
+    items = [_item(envelope) for envelope in envelopes]
     # The task's own time limits, if it declares any (else the defaults apply to the batch).
     limits = {
         option: limit
@@ -71,11 +68,17 @@ def publish_tasks(app: Celery, envelopes: Sequence[Envelope], timeout: float) ->
     return publish(app, batch, timeout, **limits)
 
 
-def _trace_headers(envelope: Envelope) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _item(envelope: Envelope) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": str(envelope.task_id),
+        "args": envelope.args,
+        "kwargs": envelope.kwargs,
+    }
     if inject_trace_headers is not None and envelope.context is not None:
+        headers: dict[str, str] = {}
         envelope.context.run(inject_trace_headers, headers)
-    return headers
+        item["headers"] = headers
+    return item
 
 
 def _queue_of(app: Celery, envelope: Envelope) -> str:
@@ -95,6 +98,7 @@ def run_batch(self: Task[Any, Any], name: str, items: list[dict[str, Any]]) -> i
         _publish_alone(task, items, "batch delivered again")
         return 0
     delivery_info["redelivered"] = False
+    hostname = self.request.hostname or socket.gethostname()
     started = time.monotonic()
     tracer = _tracers.get(name)
     if tracer is None:
@@ -113,7 +117,7 @@ def run_batch(self: Task[Any, Any], name: str, items: list[dict[str, Any]]) -> i
             "retries": 0,
             # Not eager as apply() is: a retry is published, not run here at once.
             "is_eager": False,
-            "hostname": self.request.hostname or socket.gethostname(),
+            "hostname": hostname,
             "delivery_info": delivery_info,
             "ignore_result": task.ignore_result,
         }
@@ -136,7 +140,7 @@ def _publish_alone(task: Task[Any, Any], items: list[dict[str, Any]], why: str) 
     except Exception:
         logger.warning("could not read the batch's records; publishing all", exc_info=True)
         open_ids = set(ids)
-    timeout = celery_app.conf.broker_connection_timeout or 5.0
+    timeout = get_settings().outbox.publish_timeout_seconds
     queue: str | None = getattr(task, "queue_name", None)
     unfinished = [item for item, task_id in zip(items, ids, strict=True) if task_id in open_ids]
     for item in unfinished:
