@@ -3,10 +3,18 @@
     record = send_invoice.enqueue(session, invoice.id)
     await session.commit()   # the invoice and its task, both or neither
 
-`DurableTask.enqueue` adds the task's record to the session; the task is published only once
-the transaction commits (by this process's dispatcher thread, never blocking the caller), and
-not at all if it rolls back. It works with the API's AsyncSession and with a worker's or a
-script's Session alike.
+`DurableTask.enqueue` adds the task's record to the session's transaction; the task is published
+only once the transaction commits (by this process's dispatcher thread, never blocking the
+caller), and not at all if it rolls back. It works with the API's AsyncSession and with a
+worker's or a script's Session alike.
+
+The records a transaction enqueues are written by one prebuilt INSERT before the session's
+next statement or flush, or at the commit, rather than by the ORM's unit of work: the ORM's
+flush of a record cost the API more CPU than the database spent storing it
+(docs/performance.md). So the returned record is not in the session: it keeps the values it
+was created with, and a change to it counts only until the session's next statement. Inside
+a savepoint (`begin_nested`) a record is added to the session instead, so that rolling the
+savepoint back drops it.
 """
 
 import contextvars
@@ -14,16 +22,38 @@ import uuid
 from typing import Any
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from ..core.orm import utcnow
 from . import dispatcher, signals
 from .models import TaskRecord, TaskRecordStatus
 from .relay import Envelope
 
-_OUTBOX = "durable.outbox"  # Session.info key: the envelopes to publish after the commit
+# Session.info keys: the envelopes to publish after the commit; the records to insert; the
+# envelopes enqueued within each open savepoint (dropped if it rolls back).
+_OUTBOX = "durable.outbox"
+_RECORDS = "durable.records"
+_SAVEPOINTS = "durable.savepoints"
+
+_INSERT_RECORDS = insert(TaskRecord.metadata.tables[TaskRecord.__tablename__])
+# The columns a new record sets; the others start NULL.
+_NEW_RECORD_COLUMNS = (
+    "id",
+    "name",
+    "args",
+    "kwargs",
+    "queue",
+    "status",
+    "attempts",
+    "redeliveries",
+    "republishes",
+    "idempotency_key",
+    "request_fingerprint",
+    "created_at",
+    "updated_at",
+)
 
 
 def add_task_record(
@@ -56,15 +86,22 @@ def add_task_record(
         created_at=now,
         updated_at=now,
     )
-    session.add(record)
+    sync_session = _sync(session)
+    if sync_session.in_nested_transaction():
+        sync_session.add(record)
+    else:
+        sync_session.info.setdefault(_RECORDS, []).append(record)
     publish_after_commit(session, record, batch)
     return record
+
+
+def _sync(session: Session | AsyncSession) -> Session:
+    return session.sync_session if isinstance(session, AsyncSession) else session
 
 
 def publish_after_commit(
     session: Session | AsyncSession, record: TaskRecord, batch: bool = False
 ) -> None:
-    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
     envelope = Envelope(
         record.id,
         record.name,
@@ -74,7 +111,52 @@ def publish_after_commit(
         contextvars.copy_context(),
         batch,
     )
-    sync_session.info.setdefault(_OUTBOX, []).append(envelope)
+    sync_session = _sync(session)
+    _hold(sync_session, [envelope], sync_session.get_nested_transaction())
+
+
+def _hold(
+    session: Session, envelopes: list[Envelope], savepoint: SessionTransaction | None
+) -> None:
+    if savepoint is None:
+        session.info.setdefault(_OUTBOX, []).extend(envelopes)
+    else:
+        session.info.setdefault(_SAVEPOINTS, {}).setdefault(savepoint, []).extend(envelopes)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _insert_before_statement(state: ORMExecuteState) -> None:
+    # A statement in the same transaction sees the records enqueued before it.
+    _insert_records(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _insert_before_flush(session: Session, *_: object) -> None:
+    # Before the session's own rows: a row referring to a record finds it.
+    _insert_records(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        _insert_records(session)
+        return
+    # A savepoint being released: its tasks now belong to the enclosing transaction.
+    envelopes = session.info.get(_SAVEPOINTS, {}).pop(savepoint, [])
+    enclosing = savepoint.parent
+    _hold(session, envelopes, enclosing if enclosing is not None and enclosing.nested else None)
+
+
+def _insert_records(session: Session) -> None:
+    # Not within a savepoint: its rollback would take records enqueued outside it along.
+    if _RECORDS in session.info and not session.in_nested_transaction():
+        records: list[TaskRecord] = session.info.pop(_RECORDS)
+        rows = [
+            {column: getattr(record, column) for column in _NEW_RECORD_COLUMNS}
+            for record in records
+        ]
+        session.execute(_INSERT_RECORDS, rows)
 
 
 @event.listens_for(Session, "after_commit")
@@ -88,7 +170,10 @@ def _publish_committed(session: Session) -> None:
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
-    # After a rollback (or a close without commit) of the outermost transaction; after a
-    # commit, _publish_committed has taken the envelopes already.
+    # After a rollback (or a close without commit) of the outermost transaction or of a
+    # savepoint; after a commit or a release, the envelopes were taken already.
     if transaction.parent is None:
-        session.info.pop(_OUTBOX, None)
+        for key in (_OUTBOX, _RECORDS, _SAVEPOINTS):
+            session.info.pop(key, None)
+    elif transaction.nested:
+        session.info.get(_SAVEPOINTS, {}).pop(transaction, None)

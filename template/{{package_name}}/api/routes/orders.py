@@ -42,15 +42,17 @@ async def create_order(
     is published right after, off the request (or by the relay if the broker is down)."""
     if idempotency is not None and (earlier := await idempotency.earlier(session)):
         return await _replay(session, earlier)
-    order = order_service.new_order(session, payload)
-    record = enqueue_processing(session, order)
+    order_id = uuid.uuid4()
+    record = enqueue_processing(session, order_id)
+    if idempotency is not None:
+        idempotency.claim(record)  # before the next statement writes the record
+    await order_service.add_order(session, order_id, payload, task_id=record.id)
     if idempotency is None:
         await session.commit()
-        return accepted(order.id, record)
-    idempotency.claim(record)
+        return accepted(order_id, record)
     if earlier := await idempotency.commit(session):  # a concurrent retry saved it first
         return await _replay(session, earlier)
-    return accepted(order.id, record)
+    return accepted(order_id, record)
 
 
 async def _replay(session: SessionDep, record: TaskRecord) -> JSONResponse:
