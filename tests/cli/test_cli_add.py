@@ -65,10 +65,16 @@ def test_add_task_writes_new_files_only_commits_them_and_says_what_next(project:
     )
     assert recorded["_src_path"] == subtemplate_url("task")
     assert recorded["package_name"] == "app"
-    assert (recorded["route"], recorded["queue"], recorded["pydantic"]) == (True, "default", False)
+    assert (recorded["route"], recorded["queue"], recorded["batch"], recorded["pydantic"]) == (
+        True,
+        "default",
+        False,
+        False,
+    )
     module = (project / "app/tasks/send_invoice.py").read_text()
     assert '@durable_task(\n    name="tasks.send_invoice",\n' in module
     assert "queue=get_settings().celery.default_queue," in module
+    assert "batch=" not in module
     route = (project / "app/api/routes/send_invoice.py").read_text()
     assert 'prefix="/send-invoice"' in route
     assert "IdempotencyDep" in route
@@ -93,7 +99,10 @@ def test_add_task_writes_new_files_only_commits_them_and_says_what_next(project:
 
 def test_add_task_without_route_to_another_queue_and_without_git(project: Path) -> None:
     result = run_cli(
-        ["add", "task", "nightly_report", "--no-route", "--queue", "priority", "--no-git"],
+        [
+            *["add", "task", "nightly_report", "--no-route"],
+            *["--queue", "priority", "--batch", "--no-git"],
+        ],
         cwd=project,
     )
     assert result.exit_code == 0, result.stderr
@@ -104,6 +113,7 @@ def test_add_task_without_route_to_another_queue_and_without_git(project: Path) 
     ]
     module = (project / "app/tasks/nightly_report.py").read_text()
     assert "queue=get_settings().celery.priority_queue," in module
+    assert "batch=True," in module
     assert "Not committed (--no-git)" in result.stdout
     assert "POST" not in result.stdout
 

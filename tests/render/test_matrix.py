@@ -31,7 +31,7 @@ COMBINATIONS = combinations()
 #: The tasks each matrix project gets, as a user adds them (the render is not a git repository).
 ADDED_TASKS = (
     ["send_invoice"],
-    ["nightly_report", "--no-route", "--queue", "priority"],
+    ["nightly_report", "--no-route", "--queue", "priority", "--batch"],
 )
 
 

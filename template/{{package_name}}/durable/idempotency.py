@@ -32,6 +32,7 @@ class Idempotency:
     fingerprint: str
 
     def claim(self, record: TaskRecord) -> None:
+        """Call it right after enqueue(): the session's next statement writes the record."""
         record.idempotency_key = self.key
         record.request_fingerprint = self.fingerprint
 
