@@ -226,6 +226,14 @@ TUNING_VARIANTS = (
         "batches of what is already waiting, no linger (OUTBOX__BATCH_LINGER_SECONDS=0)",
         env=(("OUTBOX__BATCH_LINGER_SECONDS", "0"),),
     ),
+    systems.Variant(
+        "a 5 ms batch linger (OUTBOX__BATCH_LINGER_SECONDS=0.005, the default before 0.2.1)",
+        env=(("OUTBOX__BATCH_LINGER_SECONDS", "0.005"),),
+    ),
+    systems.Variant(
+        "Python's default garbage collector in the API (no gc.freeze, thresholds 700/10/10)",
+        env=(("BENCH_DEFAULT_GC", "1"),),
+    ),
 )
 
 

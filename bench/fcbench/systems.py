@@ -57,7 +57,8 @@ class Variant:
 
     @property
     def overlay(self) -> bool:
-        return bool(self.celery_conf)
+        # BENCH_* settings are the overlay's own (bench/overlay).
+        return bool(self.celery_conf) or any(name.startswith("BENCH_") for name, _ in self.env)
 
 
 DEFAULT = Variant()

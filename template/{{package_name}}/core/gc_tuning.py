@@ -1,0 +1,26 @@
+"""Python's cyclic garbage collector, set for a long-running service.
+
+By default the collector runs after every 700 new container objects, and now and then walks
+every object the process holds: among them the hundreds of thousands that importing FastAPI,
+SQLAlchemy, Pydantic and Celery created, which live as long as the process. Under load those
+walks were the tail of the API's latency. Frozen once start-up is done, they are never walked
+again, and the young generation is collected less often. Measured side by side under 32
+clients posting orders (docs/performance.md): p99 166 → 107 ms, API CPU per request 1.88 →
+1.70 ms.
+"""
+
+import gc
+
+# Container objects allocated, net, between two collections of the youngest generation
+# (Python's default: 700); then how many collections of one generation trigger the next
+# one's (default: 10 and 10). Garbage in reference cycles lives a little longer.
+THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Call once start-up is done: in a prefork worker's main process, before it forks, so
+    the pool processes share those objects' memory pages instead of copying them when a
+    collection would touch them (the reason `gc.freeze` exists)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*THRESHOLDS)
