@@ -227,7 +227,7 @@ TUNING_VARIANTS = (
         env=(("OUTBOX__BATCH_LINGER_SECONDS", "0"),),
     ),
     systems.Variant(
-        "a 5 ms batch linger (OUTBOX__BATCH_LINGER_SECONDS=0.005, the default before 0.2.1)",
+        "a 5 ms batch linger (OUTBOX__BATCH_LINGER_SECONDS=0.005)",
         env=(("OUTBOX__BATCH_LINGER_SECONDS", "0.005"),),
     ),
     systems.Variant(
