@@ -161,6 +161,8 @@ def _insert_records(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction itself is not committed yet
     envelopes: list[Envelope] = session.info.pop(_OUTBOX, [])
     if envelopes:
         current = dispatcher.current()
