@@ -65,7 +65,10 @@ def publish_tasks(app: Celery, envelopes: Sequence[Envelope], timeout: float) ->
         if limit
     }
     batch = Envelope(uuid.uuid4(), RUN_BATCH, [first.name, items], {}, _queue_of(app, first))
-    return publish(app, batch, timeout, **limits)
+    # What logs and monitors show as the message's arguments. Celery's own (`saferepr` of
+    # every item) cost 3% of the API's CPU, in the dispatcher thread.
+    summary = f"[{first.name!r}, <{len(items)} tasks>]"
+    return publish(app, batch, timeout, argsrepr=summary, kwargsrepr="{}", **limits)
 
 
 def _item(envelope: Envelope) -> dict[str, Any]:
