@@ -31,6 +31,7 @@ from fastcelery.errors import FastceleryError, UsageError
 from fastcelery.history import (
     copier_environment,
     derive_history,
+    import_copier_meanwhile,
     open_history,
     subtemplate_url,
     user_redirect_warning,
@@ -271,6 +272,7 @@ def task_source(warnings: list[str]) -> Iterator[tuple[str, str | None, dict[str
         )
         yield str(subtemplate_root(TASK_KIND)), None, {}
         return
+    import_copier_meanwhile()
     with open_history(template_root()) as history:
         task = derive_history(history, TASK_KIND, history.repo.parent / TASK_KIND)
         if warning := user_redirect_warning(url, task.repo):
@@ -283,10 +285,11 @@ def task_source(warnings: list[str]) -> Iterator[tuple[str, str | None, dict[str
 
 
 def _render(dst: Path, answers: Mapping[str, Any], warnings: list[str]) -> None:
-    import copier  # noqa: PLC0415 - lazy: keeps --help fast
-    from copier.errors import CopierError  # noqa: PLC0415
-
     with task_source(warnings) as (src, ref, redirects), copier_environment(redirects):
+        # Imported once the history is open: it was imported meanwhile, on a thread.
+        import copier  # noqa: PLC0415 - lazy: keeps --help fast
+        from copier.errors import CopierError  # noqa: PLC0415
+
         try:
             copier.run_copy(
                 src_path=src,

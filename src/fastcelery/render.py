@@ -17,6 +17,7 @@ from fastcelery.errors import FastceleryError, UsageError
 from fastcelery.history import (
     SOURCE_URL,
     copier_environment,
+    import_copier_meanwhile,
     open_history,
     user_redirect_warning,
 )
@@ -165,6 +166,7 @@ def template_source(
         )
         yield TemplateSource(src_path=str(bundled), vcs_ref=None)
         return
+    import_copier_meanwhile()
     with open_history(bundled) as history:
         url = request.source or SOURCE_URL
         ref = request.vcs_ref or history.current_ref

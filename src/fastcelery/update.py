@@ -40,6 +40,7 @@ from fastcelery.history import (
     History,
     copier_environment,
     derive_history,
+    import_copier_meanwhile,
     open_history,
     user_redirect_warning,
 )
@@ -154,6 +155,7 @@ def update_project(request: UpdateRequest) -> UpdateResult:
             f"the project has added tasks ({', '.join(tasks)}): renaming its package with "
             "them is not supported; keep --package-name, or remove the tasks first"
         )
+    import_copier_meanwhile()
     with open_history(template_root(), extras=plan.extras) as history:
         task_history = None
         if tasks or is_task_answers(project.answers_relpath):
