@@ -296,7 +296,12 @@ def import_copier_meanwhile() -> None:
     waiting for git processes, which run on another core meanwhile. The later
     ``import copier`` waits for this one to finish. Not a daemon thread: the interpreter
     never exits in the middle of an import."""
-    threading.Thread(target=importlib.import_module, args=("copier",), name="import-copier").start()
+    threading.Thread(target=_import_copier, name="import-copier").start()
+
+
+def _import_copier() -> None:
+    with contextlib.suppress(Exception):  # a broken install: the render's own import says so
+        importlib.import_module("copier")
 
 
 def git_config_env(
