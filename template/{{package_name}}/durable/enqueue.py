@@ -145,12 +145,19 @@ def _before_commit(session: Session) -> None:
     # A savepoint being released: its tasks now belong to the enclosing transaction.
     envelopes = session.info.get(_SAVEPOINTS, {}).pop(savepoint, [])
     enclosing = savepoint.parent
-    _hold(session, envelopes, enclosing if enclosing is not None and enclosing.nested else None)
+    if enclosing is not None and enclosing.nested:
+        _hold(session, envelopes, enclosing)
+        return
+    _hold(session, envelopes, None)
+    # Released into the transaction itself. `commit()` on the transaction releases the
+    # savepoints still open first and may then have nothing to flush: insert now.
+    _insert_records(session, releasing=True)
 
 
-def _insert_records(session: Session) -> None:
-    # Not within a savepoint: its rollback would take records enqueued outside it along.
-    if _RECORDS in session.info and not session.in_nested_transaction():
+def _insert_records(session: Session, *, releasing: bool = False) -> None:
+    # Not within a savepoint (its rollback would take records enqueued outside it along),
+    # unless it is being released into the transaction itself.
+    if _RECORDS in session.info and (releasing or not session.in_nested_transaction()):
         records: list[TaskRecord] = session.info.pop(_RECORDS)
         rows = [
             {column: getattr(record, column) for column in _NEW_RECORD_COLUMNS}
