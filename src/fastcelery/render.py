@@ -332,7 +332,8 @@ def next_steps(result: NewResult, cwd: Path | None = None) -> str:
         lines.append(f"  # start {labels} (see README.md)")
     lines += [
         "  uv run alembic upgrade head",
-        f"  uv run uvicorn {package}.main:app --reload",
+        # As the project's README starts it (its keep-alive outlasts a proxy's idle timeout).
+        f"  uv run uvicorn {package}.main:app --timeout-keep-alive 75 --reload",
         f"  uv run celery -A {package}.core.celery worker --loglevel=info",
         "  uv run pytest",
     ]

@@ -60,8 +60,11 @@ def test_flags_and_data_reach_the_answers_file(runner: CliRunner, tmp_path: Path
     assert "cd " in result.stdout
     assert "uv sync" in result.stdout
     assert "uv run alembic upgrade head" in result.stdout
-    assert "uv run uvicorn orders.main:app --reload" in result.stdout
-    assert "uv run celery -A orders.core.celery worker --loglevel=info" in result.stdout
+    # The API and the worker start exactly as the project's README starts them.
+    readme = (project / "README.md").read_text().splitlines()
+    for process in ("uv run uvicorn orders.main:app ", "uv run celery -A orders.core.celery "):
+        command = next(line.split("#")[0].strip() for line in readme if line.startswith(process))
+        assert f"  {command}\n" in result.stdout, command
     assert "uv run pytest" in result.stdout
 
 
