@@ -631,11 +631,10 @@ def report(result: UpdateResult) -> str:
     would = result.pretend
     if would:
         lines = [
-            f"Dry run (--pretend): {result.path} would be updated from {result.old_version} "
-            f"to {result.new_version}; nothing was written."
+            f"Dry run (--pretend): {result.path} would be {_versions(result)}; nothing written."
         ]
     else:
-        lines = [f"Updated {result.path} from {result.old_version} to {result.new_version}."]
+        lines = [f"{result.path}: {_versions(result)}."]
     if result.moved:
         verb = "would move" if would else "moved"
         lines.append(f"First, {verb} the project to a portable template source: {result.moved}")
@@ -655,9 +654,14 @@ def _task_report(task: UpdateResult) -> list[str]:
     title = f"Task {name} ({task.answers_file})"
     if task.skipped:
         return [f"{title}: not updated: {task.skipped}"]
-    verb = "would be updated" if task.pretend else "updated"
-    lines = [f"{title}: {verb} from {task.old_version} to {task.new_version}."]
+    lines = [f"{title}: {'would be ' if task.pretend else ''}{_versions(task)}."]
     return lines + _changes(task, "Nothing changed: the task is up to date.")
+
+
+def _versions(result: UpdateResult) -> str:
+    if result.old_version == result.new_version:
+        return f"rendered again at {result.new_version}, its template version already"
+    return f"updated from {result.old_version} to {result.new_version}"
 
 
 def _changes(result: UpdateResult, unchanged: str) -> list[str]:

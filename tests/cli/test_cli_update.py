@@ -178,7 +178,7 @@ def test_update_pretend_changes_nothing(
     head = git_out(project, "rev-parse", "HEAD")
     result = runner.invoke(cli.app, ["update", str(project), "--pretend"])
     assert result.exit_code == 0, result.output
-    assert "Dry run (--pretend)" in result.stdout
+    assert "would be updated from v1.0.0 to v2.0.0; nothing written" in result.stdout
     assert (project / "UNTOUCHED.txt").read_text() == "version 1\n"
     assert git_out(project, "status", "--porcelain") == ""
     assert git_out(project, "rev-parse", "HEAD") == head
@@ -192,6 +192,7 @@ def test_update_changes_an_answer_with_the_installed_template(
     assert result.exit_code == 0, result.output
     project = tmp_path / "svc"
     assert answers_of(project)["broker"] == "redis"
+    version = answers_of(project)["_commit"]
     result = runner.invoke(cli.app, ["update", str(project), "--broker", "rabbitmq"])
     assert result.exit_code == 0, result.output
     answers = answers_of(project)
@@ -199,6 +200,8 @@ def test_update_changes_an_answer_with_the_installed_template(
     assert answers["result_backend"] == "redis"  # untouched answers are kept
     assert ".copier-answers.yml" in result.stdout
     assert "No conflicts" in result.stdout
+    # The same template version, rendered with the new answer: not called an upgrade.
+    assert f"{project}: rendered again at {version}, its template version" in result.stdout
 
 
 def test_update_validates_changed_answers(runner: CliRunner, tmp_path: Path) -> None:
