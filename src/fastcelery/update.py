@@ -629,12 +629,11 @@ def report(result: UpdateResult) -> str:
     """What happened (or, for ``--pretend``, would happen), for people: the project, then
     each added task."""
     would = result.pretend
+    versions = _versions(result)
     if would:
-        lines = [
-            f"Dry run (--pretend): {result.path} would be {_versions(result)}; nothing written."
-        ]
+        lines = [f"Dry run (--pretend): {result.path} would be {versions}; nothing was written."]
     else:
-        lines = [f"{result.path}: {_versions(result)}."]
+        lines = [f"{result.path}: {versions}."]
     if result.moved:
         verb = "would move" if would else "moved"
         lines.append(f"First, {verb} the project to a portable template source: {result.moved}")

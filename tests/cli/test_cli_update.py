@@ -178,7 +178,7 @@ def test_update_pretend_changes_nothing(
     head = git_out(project, "rev-parse", "HEAD")
     result = runner.invoke(cli.app, ["update", str(project), "--pretend"])
     assert result.exit_code == 0, result.output
-    assert "would be updated from v1.0.0 to v2.0.0; nothing written" in result.stdout
+    assert "would be updated from v1.0.0 to v2.0.0; nothing was written" in result.stdout
     assert (project / "UNTOUCHED.txt").read_text() == "version 1\n"
     assert git_out(project, "status", "--porcelain") == ""
     assert git_out(project, "rev-parse", "HEAD") == head

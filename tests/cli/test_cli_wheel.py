@@ -88,5 +88,5 @@ def test_wheel_install_renders_offline(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert "No conflicts" in updated.stdout
-    assert "Task ping (.copier-answers.task-ping.yml): updated" in updated.stdout
+    assert "Task ping (.copier-answers.task-ping.yml): rendered again at v" in updated.stdout
     assert not (tmp_path / "cache").exists()
