@@ -127,37 +127,39 @@ def _hold(
 @event.listens_for(Session, "do_orm_execute")
 def _insert_before_statement(state: ORMExecuteState) -> None:
     # A statement in the same transaction sees the records enqueued before it.
-    _insert_records(state.session)
+    _insert_records_outside_savepoints(state.session)
 
 
 @event.listens_for(Session, "before_flush")
 def _insert_before_flush(session: Session, *_: object) -> None:
     # Before the session's own rows: a row referring to a record finds it.
-    _insert_records(session)
+    _insert_records_outside_savepoints(session)
 
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     savepoint = session.get_nested_transaction()
-    if savepoint is None:
+    if savepoint is not None:
+        # A savepoint being released: its tasks now belong to the enclosing transaction.
+        envelopes = session.info.get(_SAVEPOINTS, {}).pop(savepoint, [])
+        enclosing = savepoint.parent
+        if enclosing is not None and enclosing.nested:
+            _hold(session, envelopes, enclosing)
+            return  # the records wait: the enclosing savepoint's rollback would take them
+        _hold(session, envelopes, None)
+    # The transaction commits, or a savepoint is released into it (`commit()` on the
+    # transaction releases the savepoints still open first, then may have nothing to flush).
+    _insert_records(session)
+
+
+def _insert_records_outside_savepoints(session: Session) -> None:
+    # Not within a savepoint: its rollback would take records enqueued outside it along.
+    if not session.in_nested_transaction():
         _insert_records(session)
-        return
-    # A savepoint being released: its tasks now belong to the enclosing transaction.
-    envelopes = session.info.get(_SAVEPOINTS, {}).pop(savepoint, [])
-    enclosing = savepoint.parent
-    if enclosing is not None and enclosing.nested:
-        _hold(session, envelopes, enclosing)
-        return
-    _hold(session, envelopes, None)
-    # Released into the transaction itself. `commit()` on the transaction releases the
-    # savepoints still open first and may then have nothing to flush: insert now.
-    _insert_records(session, releasing=True)
 
 
-def _insert_records(session: Session, *, releasing: bool = False) -> None:
-    # Not within a savepoint (its rollback would take records enqueued outside it along),
-    # unless it is being released into the transaction itself.
-    if _RECORDS in session.info and (releasing or not session.in_nested_transaction()):
+def _insert_records(session: Session) -> None:
+    if _RECORDS in session.info:
         records: list[TaskRecord] = session.info.pop(_RECORDS)
         rows = [
             {column: getattr(record, column) for column in _NEW_RECORD_COLUMNS}
